@@ -1,0 +1,1 @@
+"""Reynolds agents: a shared runtime plus one package per specialist agent type."""

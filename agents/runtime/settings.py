@@ -1,0 +1,74 @@
+"""Agent settings from environment variables; every secret can also come from a ``*_FILE`` path."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Agent types shipped with Reynolds: short name -> (AGENT_TYPE, pool, module holding register_tools).
+AGENT_TYPES: dict[str, tuple[str, str, str]] = {
+    "devops": ("devops-polyglot", "devops", "agents.devops.tools"),
+    "platform": ("platform-specialist", "platform", "agents.platform.tools"),
+    "code": ("code-intelligence", "code", "agents.code.tools"),
+    "workbench": ("workbench", "workbench", "agents.workbench.tools"),
+}
+
+
+def read_secret_files(values: dict, names: list[str]) -> dict:
+    """Fill each secret ``name`` from ``NAME_FILE`` when the value itself is not set."""
+    for name in names:
+        if values.get(name):
+            continue
+        path = values.get(f"{name}_file") or os.environ.get(f"{name.upper()}_FILE")
+        if path:
+            values[name] = Path(path).read_text().strip()
+    return values
+
+
+class AgentSettings(BaseSettings):
+    """How one agent replica runs. Names match the compose file (``AGENT_TYPE``, ``MCP_ENDPOINT`` ...)."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    agent_type: str = Field("workbench", description="devops | platform | code | workbench, or the long name")
+    agent_id: str = Field(default_factory=socket.gethostname, description="unique per replica")
+    mcp_endpoint: str = Field("", description="Reynolds' agent endpoint, e.g. http://reynolds:8080/agents/mcp")
+    agent_token: str = Field("", description="shared agent token (or AGENT_TOKEN_FILE)")
+    agent_host: str = "0.0.0.0"
+    agent_port: int = 8080
+    agent_url: str = Field("", description="URL Reynolds uses to reach this replica; default from hostname")
+    agent_max_concurrency: int = Field(16, ge=1, le=1000)
+    heartbeat_interval_s: float = Field(5.0, gt=0)
+    knowledge_dir: Path = Path("/app/knowledge")
+    context_dir: Path = Path("/app/context")
+    memory_dir: Path = Path("/app/memory")
+    workspace_dir: Path = Path("/app/workspace")
+    command_timeout_s: float = Field(120.0, gt=0)
+    command_output_limit: int = Field(1_000_000, ge=1024)
+    allowed_hosts: list[str] = Field(default_factory=list, description="extra Host headers accepted on /mcp")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets(cls, values: dict) -> dict:
+        return read_secret_files(values, ["agent_token"])
+
+    @property
+    def kind(self) -> str:
+        """Short agent type name (``devops``), whichever form was configured."""
+        for short, (long, _pool, _module) in AGENT_TYPES.items():
+            if self.agent_type in (short, long):
+                return short
+        known = ", ".join(sorted(AGENT_TYPES))
+        raise ValueError(f"unknown AGENT_TYPE {self.agent_type!r}; known types: {known}")
+
+    @property
+    def pool(self) -> str:
+        return AGENT_TYPES[self.kind][1]
+
+    @property
+    def url(self) -> str:
+        return self.agent_url or f"http://{socket.gethostname()}:{self.agent_port}/mcp"

@@ -1,0 +1,1 @@
+"""Workbench agent: small, honest tools for smoke tests, benchmarks and fault drills."""

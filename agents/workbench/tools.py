@@ -1,0 +1,68 @@
+"""Workbench tools. They do little on purpose, so that what is measured or tested is Reynolds itself:
+``echo`` returns its input, ``sleep`` waits (reporting progress), ``fail`` always fails, and
+``record`` appends a line to a file in the agent's memory — a visible side effect whose count
+proves whether a call ran once or twice."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+from pydantic import BaseModel, Field
+
+from agents.runtime import AgentRuntime, ToolError
+
+RECORD_FILE = "workbench-records.jsonl"
+
+
+class Echo(BaseModel):
+    value: Any
+    agent_id: str
+
+
+class Slept(BaseModel):
+    seconds: float
+    agent_id: str
+
+
+class Recorded(BaseModel):
+    key: str
+    agent_id: str
+    times_seen: int = Field(description="how many times this replica has recorded this key, this one included")
+
+
+def register_tools(server: MCPServer, runtime: AgentRuntime) -> None:
+    agent_id = runtime.settings.agent_id
+
+    @server.tool()
+    async def echo(value: Any = None) -> Echo:
+        """Return `value` unchanged, with the id of the replica that answered."""
+        return Echo(value=value, agent_id=agent_id)
+
+    @server.tool()
+    async def sleep(seconds: Annotated[float, Field(ge=0, le=3600)], ctx: Context) -> Slept:
+        """Wait `seconds`, reporting progress every second; stands in for any long-running job."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            await anyio.sleep(min(left, 1.0))
+            await ctx.report_progress(round(seconds - max(left - 1.0, 0), 3), seconds)
+        return Slept(seconds=seconds, agent_id=agent_id)
+
+    @server.tool()
+    async def fail(message: str = "workbench failure requested") -> Echo:
+        """Always fail with `message` (a tool error, not a transport error)."""
+        raise ToolError(message)
+
+    @server.tool()
+    async def record(key: Annotated[str, Field(min_length=1, max_length=200)], seconds: float = 0.0) -> Recorded:
+        """Wait `seconds`, then append `key` to this replica's record file in its memory layer:
+        a side effect that can be counted afterwards to prove a call ran exactly once."""
+        await anyio.sleep(seconds)
+        path = runtime.layers.memory / RECORD_FILE
+        with path.open("a") as f:
+            f.write(json.dumps({"key": key, "agent_id": agent_id, "ts": time.time()}) + "\n")
+        seen = sum(json.loads(line)["key"] == key for line in path.read_text().splitlines())
+        return Recorded(key=key, agent_id=agent_id, times_seen=seen)

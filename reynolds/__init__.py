@@ -1,0 +1,3 @@
+"""Reynolds: a self-hosted MCP orchestration service."""
+
+__version__ = "0.1.0"
