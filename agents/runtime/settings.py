@@ -71,4 +71,12 @@ class AgentSettings(BaseSettings):
 
     @property
     def url(self) -> str:
-        return self.agent_url or f"http://{socket.gethostname()}:{self.agent_port}/mcp"
+        """Where Reynolds reaches this replica. By default this host's own address, which is unique per
+        container on Compose, Swarm and Kubernetes networks (a hostname may not resolve there)."""
+        if self.agent_url:
+            return self.agent_url
+        try:
+            address = socket.gethostbyname(socket.gethostname())
+        except OSError:
+            address = "127.0.0.1"
+        return f"http://{address}:{self.agent_port}/mcp"

@@ -1,0 +1,55 @@
+"""Fixtures shared by every test layer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from agents.runtime.app import build_server
+from agents.runtime.context import AgentRuntime
+from agents.runtime.settings import AgentSettings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def agent_settings(tmp_path: Path) -> Callable[..., AgentSettings]:
+    """Settings for an agent of ``kind`` whose layers live under tmp_path; context is the repo's own."""
+
+    def make(kind: str, **overrides: object) -> AgentSettings:
+        values: dict[str, object] = {
+            "agent_type": kind,
+            "agent_id": f"{kind}-test",
+            "agent_token": "agent-test-token",
+            "knowledge_dir": REPO / "agents" / kind / "knowledge",
+            "context_dir": REPO / "context",
+            "memory_dir": tmp_path / "memory",
+            "workspace_dir": tmp_path / "workspace",
+        }
+        values.update(overrides)
+        return AgentSettings(**values)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture
+async def agent_client(agent_settings: Callable[..., AgentSettings]) -> AsyncIterator[Callable[..., object]]:
+    """``await open_agent("devops")`` -> (Client, AgentRuntime): the agent's real MCPServer, in memory."""
+    from contextlib import AsyncExitStack
+
+    async with AsyncExitStack() as stack:
+
+        async def open_agent(kind: str, **overrides: object) -> tuple[Client, AgentRuntime]:
+            runtime = AgentRuntime(agent_settings(kind, **overrides))
+            client = await stack.enter_async_context(Client(build_server(runtime)))
+            return client, runtime
+
+        yield open_agent
