@@ -61,7 +61,8 @@ def check_args(args: list[str]) -> None:
     """Refuse options that would redirect the report or load plugins (see FORBIDDEN_ARGS), and paths
     that leave the workspace."""
     for arg in args:
-        if arg.startswith("/") or ".." in Path(arg.split("=", 1)[-1]).parts:
+        value = arg.split("=", 1)[-1]  # "--opt=value" carries a path in its value
+        if value.startswith("/") or ".." in Path(value).parts:
             raise ToolError(f"pytest argument {arg!r} points outside the workspace")
         if arg.startswith("-p") or any(arg == bad or arg.startswith(bad + "=") for bad in FORBIDDEN_ARGS):
             raise ToolError(f"pytest argument {arg!r} is not allowed here; the agent sets the report and plugins")
