@@ -10,6 +10,7 @@ of ``pac solution unpack`` (both under ``Other/``).
 from __future__ import annotations
 
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -59,7 +60,7 @@ def open_package(path: Path, limits: Limits) -> PackageFiles:
         raise ToolError(f"{path.name} is not a zip archive; a solution package is a .zip export or an unpacked folder")
     try:
         return _read_zip(path, limits)
-    except zipfile.BadZipFile as err:
+    except (zipfile.BadZipFile, zlib.error, EOFError) as err:
         raise ToolError(f"{path.name} is a damaged zip archive: {err}") from err
     except (NotImplementedError, RuntimeError) as err:
         # unsupported compression method or an encrypted member
