@@ -183,26 +183,26 @@ def _order(
     estate: Estate,
 ) -> list[Finding]:
     findings = []
-    same_env = [d for d in done if d.solution == name and d.env.name == env.name]
-    for d in same_env:
-        if parsed is None or d.version is None:
-            continue
-        if parsed < d.version:
+    same_env = [d for d in done if d.solution == name and d.env.name == env.name and d.version is not None]
+    if parsed is not None and same_env:
+        # compare with the highest version already there: that is what the environment will hold
+        top = max(same_env, key=lambda d: d.version or ())
+        if parsed < (top.version or ()):
             findings.append(
                 Finding(
                     rule="PLN004",
                     severity="error",
-                    message=f"{where}: {name} {version} into {env.name} after {d.version_text} (step {d.index}): "
+                    message=f"{where}: {name} {version} into {env.name} after {top.version_text} (step {top.index}): "
                     "a lower version cannot be imported over a higher one",
                     subject=where,
                 )
             )
-        elif parsed == d.version:
+        elif parsed == top.version:
             findings.append(
                 Finding(
                     rule="PLN004",
                     severity="warning",
-                    message=f"{where}: {name} {version} is imported into {env.name} again (already in step {d.index})",
+                    message=f"{where}: {name} {version} goes into {env.name} again (already in step {top.index})",
                     subject=where,
                 )
             )
