@@ -1,0 +1,1 @@
+"""The devops-polyglot agent: GitHub, CI/CD files, Docker/Compose, git and secret scanning."""

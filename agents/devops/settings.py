@@ -1,0 +1,33 @@
+"""Settings of the devops agent's external services, read from the environment when a tool runs
+(so a token mounted or rotated while the agent runs is picked up)."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agents.runtime.errors import NotConfigured
+from agents.runtime.settings import read_secret_files
+
+
+class DevopsSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    github_token: str = Field("", description="GitHub token (or GITHUB_TOKEN_FILE, the usual way)")
+    github_base_url: str = Field("https://api.github.com", description="GitHub Enterprise: https://host/api/v3")
+    github_timeout_s: int = Field(30, ge=1)
+    docker_host: str = Field("", description="docker SDK endpoint; default unix:///var/run/docker.sock")
+    docker_timeout_s: int = Field(10, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets(cls, values: dict) -> dict:
+        return read_secret_files(values, ["github_token"])
+
+
+def load_settings() -> DevopsSettings:
+    """Current settings; an unreadable secret file is a configuration problem, said plainly."""
+    try:
+        return DevopsSettings()
+    except OSError as err:
+        raise NotConfigured(f"cannot read a secret file ({err}): check GITHUB_TOKEN_FILE") from err

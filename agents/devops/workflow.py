@@ -1,0 +1,141 @@
+"""GitHub Actions workflow linting: the checks WF001-WF012 described in knowledge/workflow-rules.yaml,
+with action pinning governed by the security policy (which owners may use tags)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import Field
+
+from agents.devops.findings import Finding, RuleBook
+from agents.devops.yamlmap import LineMap
+
+FULL_SHA = re.compile(r"^[0-9a-f]{40}$")
+# Event fields an outsider can write (titles, bodies, branch names, commit messages, author names).
+UNTRUSTED = re.compile(
+    r"\$\{\{[^}]*\b("
+    r"github\.head_ref"
+    r"|github\.event\.(?:issue|pull_request|discussion)\.(?:title|body)"
+    r"|github\.event\.(?:comment|review|review_comment)\.body"
+    r"|github\.event\.pull_request\.head\.(?:ref|label|repo\.default_branch)"
+    r"|github\.event\.head_commit\.(?:message|author\.(?:name|email))"
+    r"|github\.event\.commits\b[^}]*"
+    r"|github\.event\.pages\b[^}]*"
+    r"|github\.event\.workflow_run\.head_branch"
+    r")"
+)
+
+
+class WorkflowFinding(Finding):
+    job: str | None = Field(None, description="the job id the finding is about (None: the whole workflow)")
+
+
+def lint(
+    data: Any, lines: LineMap, book: RuleBook, policy: dict[str, Any] | None = None
+) -> tuple[list[WorkflowFinding], list[str]]:
+    """Findings for a parsed workflow, and its job ids."""
+    policy = policy or {}
+    out: list[WorkflowFinding] = []
+
+    def add(rule: str, message: str, job: str | None, *path: Any) -> None:
+        out.append(book.make(rule, message, lines.line(*path), model=WorkflowFinding, job=job))
+
+    if not isinstance(data, dict):
+        add("WF003", "the workflow is not a mapping", None)
+        return out, []
+    # YAML 1.1 reads a bare `on:` key as the boolean True.
+    trigger_key = "on" if "on" in data else True if True in data else None
+    if trigger_key is None or not data.get(trigger_key):
+        add("WF002", "no `on:` triggers", None, *([] if trigger_key is None else [trigger_key]))
+    jobs = data.get("jobs")
+    if not isinstance(jobs, dict) or not jobs:
+        add("WF003", "no `jobs` defined", None, "jobs")
+        return out, []
+    for job_id, job in jobs.items():
+        if not isinstance(job, dict):
+            add("WF003", f"job {job_id!r} is not a mapping", str(job_id), "jobs", job_id)
+            continue
+        _check_job(str(job_id), job, jobs, policy, add)
+    for cycle in _cycles(jobs):
+        add("WF006", "needs cycle: " + " -> ".join(cycle), cycle[0], "jobs", cycle[0], "needs")
+    if policy.get("require_permissions_block", True) and "permissions" not in data:
+        bare = [str(j) for j, job in jobs.items() if isinstance(job, dict) and "permissions" not in job]
+        if bare:
+            message = "no top-level `permissions`, and job(s) " + ", ".join(bare) + " set none"
+            add("WF009", message, None, "jobs")
+    return out, [str(j) for j in jobs]
+
+
+def _check_job(job_id: str, job: dict, jobs: dict, policy: dict[str, Any], add) -> None:
+    if "uses" in job:  # a reusable-workflow call: no runs-on, no steps
+        _check_pin(job["uses"], job_id, policy, add, "jobs", job_id, "uses")
+    else:
+        if "runs-on" not in job:
+            add("WF004", f"job {job_id!r} has no runs-on", job_id, "jobs", job_id)
+        if not job.get("steps"):
+            add("WF012", f"job {job_id!r} has no steps", job_id, "jobs", job_id)
+    needs = job.get("needs") or []
+    for need in [needs] if isinstance(needs, str) else needs if isinstance(needs, list) else []:
+        if need not in jobs:
+            add("WF005", f"job {job_id!r} needs unknown job {need!r}", job_id, "jobs", job_id, "needs")
+    steps = job.get("steps") if isinstance(job.get("steps"), list) else []
+    for index, step in enumerate(steps):
+        where = ("jobs", job_id, "steps", index)
+        if not isinstance(step, dict):
+            add("WF011", f"step {index + 1} of job {job_id!r} is not a mapping", job_id, *where)
+            continue
+        label = f"step {step.get('name') or index + 1!r} of job {job_id!r}"
+        if "uses" in step and "run" in step:
+            add("WF008", f"{label} has both uses and run", job_id, *where)
+        elif "uses" not in step and "run" not in step:
+            add("WF011", f"{label} has neither uses nor run", job_id, *where)
+        if isinstance(step.get("uses"), str):
+            _check_pin(step["uses"], job_id, policy, add, *where, "uses")
+        if isinstance(step.get("run"), str):
+            for m in UNTRUSTED.finditer(step["run"]):
+                add("WF010", f"{label} expands {m.group(1)} inside run", job_id, *where, "run")
+
+
+def _check_pin(uses: str, job_id: str, policy: dict[str, Any], add, *where: Any) -> None:
+    if not policy.get("require_sha_pinning", True) or uses.startswith(("./", "docker://")):
+        return
+    action, _, ref = uses.partition("@")
+    if not ref:
+        add("WF007", f"{uses!r} has no @ref at all", job_id, *where)
+        return
+    owner = action.split("/", 1)[0]
+    allowed = set(policy.get("tag_pinning_allowed_owners", ["actions", "github"]))
+    if not FULL_SHA.match(ref) and owner not in allowed:
+        add("WF007", f"{uses!r} is pinned to {ref!r}, not a full commit SHA", job_id, *where)
+
+
+def _cycles(jobs: dict) -> list[list[str]]:
+    """Every distinct cycle in the needs graph, each as [a, b, ..., a] starting at its smallest job id."""
+    graph: dict[str, list[str]] = {}
+    for job_id, job in jobs.items():
+        needs = job.get("needs", []) if isinstance(job, dict) else []
+        needs = [needs] if isinstance(needs, str) else needs if isinstance(needs, list) else []
+        graph[str(job_id)] = [str(n) for n in needs if n in jobs]
+    found: dict[tuple[str, ...], list[str]] = {}
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = finished
+    path: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        path.append(node)
+        for nxt in graph[node]:
+            if state.get(nxt) == 1:
+                loop = path[path.index(nxt) :]
+                start = loop.index(min(loop))
+                loop = loop[start:] + loop[:start]
+                found.setdefault(tuple(loop), [*loop, loop[0]])
+            elif state.get(nxt) is None:
+                visit(nxt)
+        path.pop()
+        state[node] = 2
+
+    for node in graph:
+        if node not in state:
+            visit(node)
+    return list(found.values())
