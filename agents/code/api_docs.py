@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from agents.code.python_analysis import SyntaxProblem, module_name
+from agents.code.python_analysis import SyntaxProblem, declared_all, module_name
 from agents.code.sources import read_source
 from agents.runtime.errors import ToolError
 
@@ -48,16 +48,6 @@ def _public(name: str, exported: set[str] | None) -> bool:
     return name in exported if exported is not None else not name.startswith("_")
 
 
-def _exported(tree: ast.Module) -> set[str] | None:
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
-            try:
-                return set(ast.literal_eval(node.value))
-            except (ValueError, TypeError):
-                return None
-    return None
-
-
 def _function_md(node: FunctionNode, level: str) -> list[str]:
     return [f"{level} `{node.name}`", "", "```python", _signature(node), "```", "", _doc(node), ""]
 
@@ -83,7 +73,8 @@ def _class_md(node: ast.ClassDef) -> tuple[list[str], int]:
 
 def module_markdown(tree: ast.Module, name: str) -> tuple[list[str], int]:
     """The Markdown section for one parsed module and how many symbols it documents."""
-    exported = _exported(tree)
+    listed = declared_all(tree)
+    exported = set(listed) if listed is not None else None
     doc = ast.get_docstring(tree)
     lines = [f"## `{name}`", "", doc.strip() if doc else "_No module docstring._", ""]
     count = 0

@@ -102,6 +102,15 @@ def parse_junit(xml_text: str) -> list[CaseOutcome]:
     ]
 
 
+def _summary(tests: list[CaseOutcome], count: dict[str, int], duration_s: float) -> str:
+    summary = (
+        f"{count['passed']} passed, {count['failed']} failed, {count['error']} error(s), "
+        f"{count['skipped']} skipped in {duration_s:g} s"
+    )
+    broken = [t.name for t in tests if t.outcome in ("failed", "error")]
+    return summary + ("; failing: " + ", ".join(broken[:10]) if broken else "")
+
+
 async def run_pytest(sandbox: Sandbox, target: Path, shown: str, args: list[str], timeout_s: float) -> PytestReport:
     """Run ``python -m pytest`` on ``target`` (from its directory) and read the JUnit report it writes."""
     check_args(args)
@@ -135,16 +144,7 @@ async def run_pytest(sandbox: Sandbox, target: Path, shown: str, args: list[str]
     tests = parse_junit(await report.read_text()) if written else []
     count = {k: sum(t.outcome == k for t in tests) for k in ("passed", "failed", "error", "skipped")}
     no_tests = result.exit_code == EXIT_NO_TESTS
-    if no_tests:
-        summary = f"no tests collected in {shown}"
-    else:
-        summary = (
-            f"{count['passed']} passed, {count['failed']} failed, {count['error']} error(s), "
-            f"{count['skipped']} skipped in {result.duration_s:g} s"
-        )
-        broken = [t.name for t in tests if t.outcome in ("failed", "error")]
-        if broken:
-            summary += "; failing: " + ", ".join(broken[:10])
+    summary = f"no tests collected in {shown}" if no_tests else _summary(tests, count, result.duration_s)
     return PytestReport(
         path=shown,
         exit_code=result.exit_code,

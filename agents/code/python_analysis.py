@@ -142,23 +142,36 @@ def _todos(source: str) -> list[TodoComment]:
     return found
 
 
-def _public_api(tree: ast.Module) -> tuple[list[str], bool]:
+def declared_all(tree: ast.Module) -> list[str] | None:
+    """The module's literal ``__all__``, or None when it has none (or computes it)."""
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
             try:
                 value = ast.literal_eval(node.value)
             except ValueError:
-                break  # a computed __all__: fall back to naming conventions
-            if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-                return list(value), True
+                return None  # a computed __all__: callers fall back to naming conventions
+            return [str(v) for v in value] if isinstance(value, (list, tuple)) else None
+    return None
+
+
+def _top_level_names(tree: ast.Module) -> list[str]:
     names: list[str] = []
     for node in tree.body:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             names.append(node.name)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            names += [t.id for t in targets if isinstance(t, ast.Name)]
-    return [n for n in dict.fromkeys(names) if not n.startswith("_")], False
+        elif isinstance(node, ast.Assign):
+            names += [t.id for t in node.targets if isinstance(t, ast.Name)]
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.append(node.target.id)
+    return list(dict.fromkeys(names))
+
+
+def _public_api(tree: ast.Module) -> tuple[list[str], bool]:
+    """(public names, whether they come from ``__all__``)."""
+    exported = declared_all(tree)
+    if exported is not None:
+        return exported, True
+    return [n for n in _top_level_names(tree) if not n.startswith("_")], False
 
 
 class _Collector(ast.NodeVisitor):
