@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# make-secrets.sh [DIR] — create the Compose secrets (default ./secrets next to the compose file).
+#
+# Passwords and tokens get fresh random values; external credentials (GitHub, LLM, Microsoft 365) are
+# created empty, which the tools report as "not configured". Existing files are never overwritten, so
+# running it again only fills in what is missing.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+dir=${1:-$repo/secrets}
+random_names=(postgres_password client_token agent_token grafana_admin_password)
+empty_names=(github_token openai_api_key m365_credentials tenant_id)
+
+# The directory keeps other host users out; the files themselves must stay readable by the containers'
+# non-root user, because Compose bind-mounts them as they are.
+umask 077
+mkdir -p "$dir"
+chmod 0700 "$dir"
+umask 022
+
+created=0
+for name in "${random_names[@]}"; do
+  [ -e "$dir/$name" ] && continue
+  python3 -c 'import secrets; print(secrets.token_urlsafe(32))' >"$dir/$name"
+  created=$((created + 1))
+done
+for name in "${empty_names[@]}"; do
+  [ -e "$dir/$name" ] && continue
+  : >"$dir/$name"
+  created=$((created + 1))
+done
+chmod 0644 "$dir"/*
+echo "secrets in $dir: $created created, $((${#random_names[@]} + ${#empty_names[@]} - created)) kept"
