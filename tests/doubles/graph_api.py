@@ -38,7 +38,8 @@ class GraphDouble:
         self.tokens_issued = 0
         self._tokens: set[str] = set()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # a short poll interval keeps shutdown (and so each test's teardown) fast
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def origin(self) -> str:
