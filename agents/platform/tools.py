@@ -11,6 +11,7 @@ import re
 from typing import Annotated
 from urllib.parse import quote
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 from pydantic import BaseModel, Field
 
@@ -227,7 +228,7 @@ def register_tools(server: MCPServer, runtime: AgentRuntime) -> None:
         The package is read first and the import refused if it is not a valid package or is unmanaged while
         the environment's policy allows only managed solutions. Needs pac installed and signed in."""
         env = load_estate(layers).require(environment)
-        summary = read_package(path)
+        summary = await anyio.to_thread.run_sync(read_package, path)
         if not summary.managed and not env.policy.allow_unmanaged:
             raise ToolError(
                 f"refusing to import unmanaged {summary.unique_name} {summary.version} into {env.name}: "
@@ -253,7 +254,7 @@ def register_tools(server: MCPServer, runtime: AgentRuntime) -> None:
     ) -> pac.PacResult:
         """Run the Power Apps solution checker on a package with `pac solution check`; the report (SARIF in a
         zip) is written to `output_directory` in the workspace. Needs pac installed and signed in."""
-        read_package(path)  # a broken package is reported here, not after an upload
+        await anyio.to_thread.run_sync(read_package, path)  # a broken package is reported here, not after an upload
         out = layers.workspace_path(output_directory, must_exist=False)
         settings = load_settings()
         binary = pac.find_pac(settings.pac_search_path)
