@@ -56,6 +56,12 @@ def register_tools(server: MCPServer, runtime: AgentRuntime) -> None:
         out.write_text(text, encoding="utf-8")
         return relative(layers, out)
 
+    def review_inputs(analysis: PythonAnalysis) -> tuple[list[tuple[str, str]], str]:
+        """(path, text) of the reviewed modules and the review checklist from knowledge."""
+        checklist_file = layers.knowledge / REVIEW_CHECKLIST
+        checklist = checklist_file.read_text() if checklist_file.is_file() else ""
+        return [(m.file, read_source(layers.workspace / m.file, m.file)) for m in analysis.modules], checklist
+
     @server.tool()
     def analyze_python(path: WorkspacePath) -> PythonAnalysis:
         """Static analysis of a Python file or package in the workspace (stdlib ast; nothing is run):
@@ -228,10 +234,16 @@ def register_tools(server: MCPServer, runtime: AgentRuntime) -> None:
         if use_llm is None and not llm.is_configured():
             result.llm_note = llm.NOT_CONFIGURED + "; local checks only"
             return result
-        checklist_file = layers.knowledge / REVIEW_CHECKLIST
-        checklist = checklist_file.read_text() if checklist_file.is_file() else ""
-        sources = [(m.file, read_source(layers.workspace / m.file, m.file)) for m in analysis.modules]
-        reply = await review.llm_review(sources, checklist, blocking + warnings, standards)
+        sources, checklist = await anyio.to_thread.run_sync(review_inputs, analysis)
+        try:
+            reply = await review.llm_review(sources, checklist, blocking + warnings, standards)
+        except ToolError as err:
+            if use_llm:
+                raise
+            # asked for "LLM if available": the local review stands, and says why the model's part is missing
+            result.llm_note = f"LLM review failed: {err}"
+            result.summary += "; LLM review failed"
+            return result
         result.llm_review, result.llm_model = reply.text.strip(), reply.model
         result.summary += f"; LLM review by {reply.model or 'the model'} attached"
         return result

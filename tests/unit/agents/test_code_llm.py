@@ -194,3 +194,15 @@ async def test_review_with_use_llm_false_makes_no_request(api, code_agent):
     result = await client.call_tool("review_code", {"path": "app/orders.py", "use_llm": False})
     assert not result.is_error and result.structured_content["llm_note"] == "LLM not requested (use_llm=false)"
     assert api.requests == []
+
+
+async def test_review_keeps_local_findings_when_the_llm_fails(api, code_agent):
+    client, _ = code_agent
+    api.fail_status = 500
+    auto = await client.call_tool("review_code", {"path": "app"})
+    assert not auto.is_error, auto.content
+    out = auto.structured_content
+    assert out["verdict"] == "approve_with_comments" and len(out["warnings"]) == 2
+    assert out["llm_review"] is None and "LLM review failed" in out["llm_note"] and "HTTP 500" in out["llm_note"]
+    required = await client.call_tool("review_code", {"path": "app", "use_llm": True})
+    assert required.is_error and "answered HTTP 500" in required.content[0].text
