@@ -75,15 +75,12 @@ def validate(
         if not healthy[name]:
             add("CP011", f"service {name!r} has no healthcheck", name)
         _check_depends_on(name, svc, services, healthy, add)
-        for entry in _ports(name, svc, lines, add):
-            if replicas > 1:
-                add(
-                    "CP010",
-                    f"{replicas} replicas would all bind host port {entry.port}/{entry.protocol}",
-                    name,
-                    "ports",
-                )
-            published.append(entry)
+        for group in _ports(name, svc, lines, add):
+            # Replicas of one service need a host port each: a range at least as wide as the replica count.
+            if replicas > 1 and group and len(group) < replicas:
+                message = f"{replicas} replicas cannot share host port {group[0].port}/{group[0].protocol}"
+                add("CP010", message, name, "ports")
+            published.extend(group)
         _check_resources(name, svc, replicas, limits or {}, add)
         _check_healthcheck_timing(name, svc, (monitoring or {}).get("healthchecks", {}), add)
     _check_port_clashes(published, out, book)
@@ -194,14 +191,14 @@ def _replicas(svc: dict) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 1
 
 
-def _ports(name: str, svc: dict, lines: LineMap, add) -> list[Published]:
-    """Fixed host ports a service publishes (ephemeral and container-only ports bind nothing fixed)."""
-    out: list[Published] = []
+def _ports(name: str, svc: dict, lines: LineMap, add) -> list[list[Published]]:
+    """Fixed host ports a service publishes, one group per port entry (ephemeral and container-only
+    ports bind nothing fixed)."""
+    out: list[list[Published]] = []
     for index, spec in enumerate(svc.get("ports") or []):
         line = lines.line("services", name, "ports", index)
         try:
-            for ip, port, proto in _parse_port(spec):
-                out.append(Published(name, ip, port, proto, line))
+            out.append([Published(name, ip, port, proto, line) for ip, port, proto in _parse_port(spec)])
         except ValueError as err:
             add("CP019", f"port {spec!r}: {err}", name, "ports", index)
     return out

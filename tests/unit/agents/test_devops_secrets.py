@@ -1,0 +1,124 @@
+"""scan_secrets on a real tree with planted fake secrets. The secrets are assembled at run time so this
+file itself carries no credential-shaped strings."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from agents.devops.secrets_scan import shannon_entropy
+
+AWS_KEY = "AKIA" + "Q3JZ7XK2M4PLN8RT"
+GH_TOKEN = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+SLACK = "xoxb-" + "2048-991-Zq8vYt3LpW"
+JWT = ".".join(
+    base64.urlsafe_b64encode(json.dumps(part).encode()).decode().rstrip("=")
+    for part in ({"alg": "HS256", "typ": "JWT"}, {"sub": "42", "name": "ci"}, {"sig": "x" * 12})
+)
+PASSWORD = "Tr0ub4dor-and-3"
+SEED = base64.b64encode(hashlib.sha256(b"reynolds").digest()).decode()
+PLANTED = [AWS_KEY, GH_TOKEN, SLACK, JWT, PASSWORD, SEED]
+
+
+def plant(root: Path) -> None:
+    (root / "app").mkdir(parents=True)
+    (root / "app" / "settings.py").write_text(
+        f'AWS_ACCESS_KEY_ID = "{AWS_KEY}"\n'
+        f'db_password = "{PASSWORD}"\n'
+        'admin_password = "changeme"\n'  # allowlisted placeholder value
+        'EXAMPLE_KEY = "AKIAIOSFODNN7EXAMPLE"\n'  # AWS's documented example key, allowlisted
+        f'legacy = "{GH_TOKEN}"  # secret-scan: allow\n'  # inline allow marker
+    )
+    (root / "deploy.env").write_text(f"GITHUB_TOKEN={GH_TOKEN}\nSLACK_BOT={SLACK}\n")
+    (root / "id_rsa").write_text("-----BEGIN " + "OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n")
+    (root / "config.yaml").write_text(f'session: "{JWT}"\nsigning_seed: "{SEED}"\nname: "just-a-plain-identifier"\n')
+    (root / "README.md").write_text("Deploy with `make deploy`. Commit 8f4b7f84864484a7bf31766abe9204da3cbe65b3.\n")
+    # never scanned: .git, binaries, files over the cap, allowlisted paths
+    (root / ".git").mkdir()
+    (root / ".git" / "config").write_text(f"token = {GH_TOKEN}\n")
+    (root / "logo.png").write_bytes(b"\x89PNG\0\0" + GH_TOKEN.encode())
+    (root / "dump.sql").write_text(f"-- {AWS_KEY}\n" + "x" * 1_100_000)
+    (root / "testdata").mkdir()
+    (root / "testdata" / "fixture.txt").write_text(f"{AWS_KEY}\n")
+
+
+@pytest.mark.anyio
+async def test_planted_secrets_are_found_and_redacted(agent_client) -> None:
+    client, runtime = await agent_client("devops")
+    plant(runtime.layers.workspace / "repo")
+    result = await client.call_tool("scan_secrets", {"path": "repo"})
+    assert not result.is_error, result.content[0].text
+    report = result.structured_content
+    found = {(f["file"], f["line"], f["rule"]) for f in report["findings"]}
+    assert found == {
+        ("repo/app/settings.py", 1, "aws-access-key-id"),
+        ("repo/app/settings.py", 2, "generic-password"),
+        ("repo/deploy.env", 1, "github-token"),
+        ("repo/deploy.env", 2, "slack-token"),
+        ("repo/id_rsa", 1, "private-key"),
+        ("repo/config.yaml", 1, "jwt"),
+        ("repo/config.yaml", 2, "high-entropy-string"),
+    }, found
+    severities = {f["rule"]: f["severity"] for f in report["findings"]}
+    assert severities["aws-access-key-id"] == "critical" and severities["high-entropy-string"] == "warning"
+    # never the whole secret, anywhere in the result
+    text = json.dumps(report) + result.content[0].text
+    for secret in PLANTED:
+        assert secret not in text
+    aws = next(f for f in report["findings"] if f["rule"] == "aws-access-key-id")
+    assert aws["preview"] == 'AWS_ACCESS_KEY_ID = "AKIA…[16 redacted]"'
+    skipped = {s["file"]: s["reason"] for s in report["skipped"]}
+    assert skipped["repo/logo.png"] == "binary"
+    assert "larger than" in skipped["repo/dump.sql"]
+    assert "allowlisted" in skipped["repo/testdata/fixture.txt"]
+    assert not any(".git/" in f for f in skipped)  # .git is not even walked
+    assert report["files_scanned"] == 5
+    assert report["summary"] == (
+        "7 possible secret(s) in 4 of 5 file(s) under repo (4 critical, 2 error, 1 warning); 3 file(s) skipped"
+    )
+    handoff = report["handoff"]
+    assert handoff["escalate_to"] == "security-team" and handoff["rule"] == "leaked-credential"
+
+
+@pytest.mark.anyio
+async def test_clean_tree_and_single_file(agent_client) -> None:
+    client, runtime = await agent_client("devops")
+    ws = runtime.layers.workspace
+    (ws / "src").mkdir()
+    (ws / "src" / "main.py").write_text('print("hello")\nURL = "https://example.com/a/b/c/d"\n')
+    report = (await client.call_tool("scan_secrets", {"path": "src"})).structured_content
+    assert report["findings"] == [] and report["handoff"] is None
+    assert report["summary"] == "no secrets found in 1 file(s) under src"
+    (ws / "one.env").write_text(f"KEY={GH_TOKEN}\n")
+    single = (await client.call_tool("scan_secrets", {"path": "one.env"})).structured_content
+    assert [f["rule"] for f in single["findings"]] == ["github-token"]
+
+
+@pytest.mark.anyio
+async def test_symlinks_out_of_the_workspace_are_not_followed(agent_client, tmp_path: Path) -> None:
+    client, runtime = await agent_client("devops")
+    outside = tmp_path / "outside.txt"
+    outside.write_text(f"{AWS_KEY}\n")
+    (runtime.layers.workspace / "tree").mkdir()
+    (runtime.layers.workspace / "tree" / "link.txt").symlink_to(outside)
+    report = (await client.call_tool("scan_secrets", {"path": "tree"})).structured_content
+    assert report["findings"] == []
+    assert report["skipped"] == [{"file": "tree/link.txt", "reason": "symbolic link (not followed)"}]
+
+
+@pytest.mark.anyio
+async def test_bad_paths(agent_client) -> None:
+    client, _ = await agent_client("devops")
+    escape = await client.call_tool("scan_secrets", {"path": "../etc/passwd"})
+    assert escape.is_error and "outside" in escape.content[0].text
+    missing = await client.call_tool("scan_secrets", {"path": "no-such-dir"})
+    assert missing.is_error and "does not exist" in missing.content[0].text
+
+
+def test_entropy_separates_random_from_words() -> None:
+    assert shannon_entropy("aaaaaaaa") == 0.0
+    assert shannon_entropy(SEED) > 4.3 > shannon_entropy("just-a-plain-identifier")

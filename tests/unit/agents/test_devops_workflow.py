@@ -1,0 +1,116 @@
+"""lint_workflow on real GitHub Actions workflow files written to the agent's workspace."""
+
+from __future__ import annotations
+
+import pytest
+
+SHA = "8f4b7f84864484a7bf31766abe9204da3cbe65b3"
+
+BAD = f"""\
+name: ci
+on:
+  push:
+    branches: [main]
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    needs: [deploy]
+    steps:
+      - uses: actions/checkout@v4
+      - uses: docker/login-action@v3
+      - uses: someorg/tool@{SHA}
+      - name: both
+        uses: actions/setup-python@v5
+        run: echo hi
+      - name: title
+        run: echo "${{{{ github.event.issue.title }}}}"
+      - name: nothing
+        with: {{a: 1}}
+  test:
+    needs: [build, lint]
+    steps:
+      - run: make test
+  deploy:
+    runs-on: ubuntu-latest
+    needs: test
+    steps:
+      - uses: someorg/deploy@main
+  release:
+    uses: someorg/workflows/.github/workflows/release.yml@v1
+  empty:
+    runs-on: ubuntu-latest
+"""
+
+GOOD = f"""\
+on: [push, pull_request]
+permissions:
+  contents: read
+jobs:
+  lint:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v4
+      - uses: someorg/tool@{SHA}
+      - env:
+          TITLE: ${{{{ github.event.pull_request.title }}}}
+        run: echo "$TITLE"
+  publish:
+    needs: lint
+    uses: ./.github/workflows/publish.yml
+"""
+
+
+async def lint(agent_client, text: str):
+    client, runtime = await agent_client("devops")
+    target = runtime.layers.workspace / ".github" / "workflows"
+    target.mkdir(parents=True)
+    (target / "ci.yml").write_text(text)
+    result = await client.call_tool("lint_workflow", {"path": ".github/workflows/ci.yml"})
+    assert not result.is_error, result.content[0].text
+    return result.structured_content
+
+
+@pytest.mark.anyio
+async def test_workflow_defects(agent_client) -> None:
+    report = await lint(agent_client, BAD)
+    by_rule: dict[str, list[dict]] = {}
+    for f in report["findings"]:
+        by_rule.setdefault(f["rule"], []).append(f)
+    assert [f["job"] for f in by_rule["WF004"]] == ["test"]
+    assert "'lint'" in by_rule["WF005"][0]["message"]
+    assert [f["message"] for f in by_rule["WF006"]] == ["needs cycle: build -> deploy -> test -> build"]
+    pinned = sorted(f["message"].split("'")[1] for f in by_rule["WF007"])
+    # actions/* may use tags (security policy); third parties may not, reusable workflows included
+    assert pinned == [
+        "docker/login-action@v3",
+        "someorg/deploy@main",
+        "someorg/workflows/.github/workflows/release.yml@v1",
+    ]
+    assert by_rule["WF008"][0]["line"] == 13
+    assert by_rule["WF010"][0]["line"] == 17 and "github.event.issue.title" in by_rule["WF010"][0]["message"]
+    assert by_rule["WF011"][0]["line"] == 18
+    assert [f["job"] for f in by_rule["WF012"]] == ["empty"]
+    assert by_rule["WF009"][0]["severity"] == "warning"
+    assert report["jobs"] == ["build", "test", "deploy", "release", "empty"]
+    assert report["valid"] is False
+    assert report["handoff"]["escalate_to"] == "devops-oncall"
+
+
+@pytest.mark.anyio
+async def test_hardened_workflow_is_clean(agent_client) -> None:
+    report = await lint(agent_client, GOOD)
+    assert report["findings"] == []
+    assert report["valid"] and report["jobs"] == ["lint", "publish"]
+
+
+@pytest.mark.anyio
+async def test_missing_on_and_jobs(agent_client) -> None:
+    report = await lint(agent_client, "name: nothing here\n")
+    assert sorted(f["rule"] for f in report["findings"]) == ["WF002", "WF003"]
+
+
+@pytest.mark.anyio
+async def test_malformed_workflow_yaml(agent_client) -> None:
+    report = await lint(agent_client, "on: push\njobs:\n  a:\n    steps:\n  - run: x\n   bad: [\n")
+    assert [f["rule"] for f in report["findings"]] == ["WF001"]
+    assert report["findings"][0]["line"] is not None and report["valid"] is False
