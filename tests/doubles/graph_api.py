@@ -8,7 +8,8 @@ is ``<this server's origin>/.default``; otherwise 400/401 with an Entra-style ``
 Graph (``/v1.0``): ``GET /teams`` (with ``$top`` paging through ``@odata.nextLink`` and a
 ``startswith(displayName,'...')`` filter), ``GET /sites?search=``, ``GET /users/{id or upn}``. Each
 checks the bearer token is one this server issued (401 otherwise). Tests steer failures with
-``forbidden`` (paths answered 403 Authorization_RequestDenied) and ``revoke_tokens()``. Every request
+``forbidden`` (paths answered 403 Authorization_RequestDenied), ``throttled`` (paths answered 429 with
+Retry-After: 7) and ``revoke_tokens()``. Every request
 is recorded in ``requests`` as (method, path) for assertions.
 """
 
@@ -34,6 +35,7 @@ class GraphDouble:
         self.sites: list[dict[str, Any]] = []
         self.users: list[dict[str, Any]] = []
         self.forbidden: set[str] = set()
+        self.throttled: set[str] = set()
         self.requests: list[tuple[str, str]] = []
         self.tokens_issued = 0
         self._tokens: set[str] = set()
@@ -90,6 +92,8 @@ class GraphDouble:
     def graph(self, path: str, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
         if path in self.forbidden:
             return 403, {"error": {"code": "Authorization_RequestDenied", "message": "Insufficient privileges."}}
+        if path in self.throttled:
+            return 429, {"error": {"code": "TooManyRequests", "message": "Too many requests."}}
         if path == "/teams":
             teams = self.teams
             match = STARTSWITH.match(query.get("$filter", ""))
@@ -131,6 +135,8 @@ class GraphDouble:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                if status == 429:
+                    self.send_header("Retry-After", "7")
                 self.end_headers()
                 self.wfile.write(data)
 

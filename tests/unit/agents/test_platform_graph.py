@@ -175,6 +175,15 @@ async def test_forbidden_endpoint_names_the_missing_permission(agent_client, gra
     assert "Team.ReadBasic.All" in text
 
 
+async def test_throttling_passes_on_retry_after(agent_client, graph):
+    graph.throttled.add("/sites")
+    client, _ = await agent_client("platform")
+    result = await client.call_tool("graph_list_sites", {})
+    assert result.is_error
+    assert "Microsoft Graph is throttling GET /sites (429 TooManyRequests)" in result.content[0].text
+    assert "retry after 7 s" in result.content[0].text
+
+
 async def test_revoked_token_signs_in_again_once(agent_client, graph):
     client, _ = await agent_client("platform")
     assert not (await client.call_tool("graph_list_sites", {})).is_error

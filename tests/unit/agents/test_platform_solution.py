@@ -240,3 +240,20 @@ async def test_symlink_out_of_a_package_folder_is_refused(agent_client, tmp_path
     (folder / "solution.xml").symlink_to(secret)
     result = await inspect(client, "linked")
     assert result.is_error and "links outside the package" in result.content[0].text
+
+
+async def test_component_types_are_published_as_knowledge(agent_client):
+    client, _ = await agent_client("platform")
+    uris = {str(r.uri) for r in (await client.list_resources()).resources}
+    assert "knowledge://platform/component-types.yaml" in uris
+    assert "context://platform/infrastructure/environments.json" in uris
+
+
+async def test_broken_component_types_knowledge_is_a_clear_error(agent_client, tmp_path):
+    knowledge = tmp_path / "knowledge"
+    knowledge.mkdir()
+    (knowledge / "component-types.yaml").write_text("sections:\n  Entities: {kind: entity}\n")
+    client, runtime = await agent_client("platform", knowledge_dir=knowledge)
+    write_zip(runtime.layers.workspace / "ok.zip", package_files())
+    result = await inspect(client, "ok.zip")
+    assert result.is_error and "component-types.yaml is invalid" in result.content[0].text
