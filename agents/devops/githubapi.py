@@ -121,6 +121,11 @@ class RepoFile(BaseModel):
     entries: list[str] | None = Field(None, description="names in a directory (directories end with /)")
 
 
+def repository(full_name: str) -> Any:
+    """A lazy handle on ``owner/name``: no request until an operation needs one."""
+    return client().get_repo(full_name)
+
+
 def client() -> Github:
     settings = load_settings()
     if not settings.github_token:
@@ -131,6 +136,8 @@ def client() -> Github:
         timeout=settings.github_timeout_s,
         per_page=100,
         retry=None,  # a failed call is reported; the orchestrator owns retries and backoff
+        seconds_between_writes=settings.github_write_interval_s or None,
+        lazy=True,
     )
 
 
@@ -224,22 +231,22 @@ def _first(items: Iterable[T], limit: int) -> list[T]:
 
 
 def create_issue(repo: str, title: str, body: str, labels: list[str], assignees: list[str]) -> Issue:
-    return _issue(client().get_repo(repo, lazy=True).create_issue(title, body=body, labels=labels, assignees=assignees))
+    return _issue(repository(repo).create_issue(title, body=body, labels=labels, assignees=assignees))
 
 
 def update_issue(repo: str, number: int, changes: dict[str, Any]) -> Issue:
-    issue = client().get_repo(repo, lazy=True).get_issue(number)
+    issue = repository(repo).get_issue(number)
     issue.edit(**changes)
     return _issue(issue)
 
 
 def comment_issue(repo: str, number: int, body: str) -> Comment:
-    c = client().get_repo(repo, lazy=True).get_issue(number).create_comment(body)
+    c = repository(repo).get_issue(number).create_comment(body)
     return Comment(repo=repo, number=number, id=c.id, body=c.body, url=c.html_url)
 
 
 def close_issue(repo: str, number: int, reason: str, comment: str | None) -> Issue:
-    issue = client().get_repo(repo, lazy=True).get_issue(number)
+    issue = repository(repo).get_issue(number)
     if comment:
         issue.create_comment(comment)
     issue.edit(state="closed", state_reason=reason)
@@ -250,7 +257,7 @@ def list_issues(repo: str, state: str, labels: list[str], limit: int) -> IssueLi
     kwargs: dict[str, Any] = {"state": state}
     if labels:
         kwargs["labels"] = labels
-    found = client().get_repo(repo, lazy=True).get_issues(**kwargs)
+    found = repository(repo).get_issues(**kwargs)
     # GitHub's issue list includes pull requests; they have their own tools.
     issues = _first((_issue(i) for i in found if i.pull_request is None), limit)
     return IssueList(repo=repo, state=state, count=len(issues), issues=issues)
@@ -260,16 +267,16 @@ def list_pulls(repo: str, state: str, base: str | None, limit: int) -> PullList:
     kwargs: dict[str, Any] = {"state": state}
     if base:
         kwargs["base"] = base
-    pulls = _first((_pull(p, detail=False) for p in client().get_repo(repo, lazy=True).get_pulls(**kwargs)), limit)
+    pulls = _first((_pull(p, detail=False) for p in repository(repo).get_pulls(**kwargs)), limit)
     return PullList(repo=repo, state=state, count=len(pulls), pulls=pulls)
 
 
 def get_pull(repo: str, number: int) -> Pull:
-    return _pull(client().get_repo(repo, lazy=True).get_pull(number), detail=True)
+    return _pull(repository(repo).get_pull(number), detail=True)
 
 
 def comment_pull(repo: str, number: int, body: str) -> Comment:
-    c = client().get_repo(repo, lazy=True).get_pull(number).create_issue_comment(body)
+    c = repository(repo).get_pull(number).create_issue_comment(body)
     return Comment(repo=repo, number=number, id=c.id, body=c.body, url=c.html_url)
 
 
@@ -279,13 +286,13 @@ def list_runs(repo: str, branch: str | None, status: str | None, limit: int) -> 
         kwargs["branch"] = branch
     if status:
         kwargs["status"] = status
-    runs = _first((_run(r) for r in client().get_repo(repo, lazy=True).get_workflow_runs(**kwargs)), limit)
+    runs = _first((_run(r) for r in repository(repo).get_workflow_runs(**kwargs)), limit)
     failed = sum(r.conclusion in RERUNNABLE for r in runs)
     return WorkflowRunList(repo=repo, count=len(runs), failed=failed, runs=runs)
 
 
 def rerun_failed(repo: str, run_id: int, max_attempts: int | None) -> Rerun:
-    r = client().get_repo(repo, lazy=True).get_workflow_run(run_id)
+    r = repository(repo).get_workflow_run(run_id)
     if r.status != "completed":
         raise ToolError(f"run {run_id} is still {r.status}; only a completed run can be re-run")
     if r.conclusion not in RERUNNABLE:
@@ -309,7 +316,7 @@ def rerun_failed(repo: str, run_id: int, max_attempts: int | None) -> Rerun:
 
 
 def read_file(repo: str, path: str, ref: str | None) -> RepoFile:
-    gh_repo = client().get_repo(repo, lazy=True)
+    gh_repo = repository(repo)
     found = gh_repo.get_contents(path, ref=ref) if ref else gh_repo.get_contents(path)
     if isinstance(found, list):
         names = sorted(f.name + ("/" if f.type == "dir" else "") for f in found)

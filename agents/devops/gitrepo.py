@@ -166,7 +166,8 @@ async def log(sandbox: Sandbox, repo: str, ref: str, limit: int, path: str | Non
         args.append(path)
     result = await sandbox.run([*GIT, *args], cwd=repo)
     if result.exit_code != 0:
-        if "does not have any commits" in result.stderr:
+        unborn = "does not have any commits" in result.stderr or "bad revision 'HEAD'" in result.stderr
+        if ref == "HEAD" and unborn:  # a repository before its first commit has no history, not an error
             return GitLog(repo=repo, ref=ref, commits=[])
         await git(sandbox, repo, *args)  # re-run through the error path for a uniform message
     commits = []
