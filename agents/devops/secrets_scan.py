@@ -167,6 +167,8 @@ def _scan_line(file: str, number: int, line: str, patterns: list[Pattern], polic
             start, end = m.span("tok")
             if len(token) < policy.min_length or _overlaps(hits, start, end) or policy.value_allowed(token):
                 continue
+            if token.startswith("/") or line[:start].endswith("://"):
+                continue  # a URL or file path: long and varied, but not a secret
             entropy = shannon_entropy(token)
             is_hex = bool(HEX.match(token)) and len(token) >= 32
             looks_random = any(c.isdigit() for c in token) and any(c.isalpha() for c in token)

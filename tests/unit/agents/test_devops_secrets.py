@@ -89,7 +89,10 @@ async def test_clean_tree_and_single_file(agent_client) -> None:
     client, runtime = await agent_client("devops")
     ws = runtime.layers.workspace
     (ws / "src").mkdir()
-    (ws / "src" / "main.py").write_text('print("hello")\nURL = "https://example.com/a/b/c/d"\n')
+    (ws / "src" / "main.py").write_text(
+        'print("hello")\nURL = "https://example.com/a/b/c/d"\n'
+        'SCHEMA = "http://www.w3.org/2001/XMLSchema-instance"\nDATA = "/var/lib/app/cache/2024-01-01/shard-7a"\n'
+    )
     report = (await client.call_tool("scan_secrets", {"path": "src"})).structured_content
     assert report["findings"] == [] and report["handoff"] is None
     assert report["summary"] == "no secrets found in 1 file(s) under src"
