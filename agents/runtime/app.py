@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
 
 from agents.runtime.context import AgentRuntime
 from agents.runtime.idempotency import IdempotencyMiddleware
@@ -61,7 +62,7 @@ def build_server(runtime: AgentRuntime) -> MCPServer:
     return server
 
 
-def build_app(settings: AgentSettings | None = None) -> Starlette:
+def build_app(settings: AgentSettings | None = None) -> ASGIApp:
     settings = settings or AgentSettings()
     runtime = AgentRuntime(settings)
     server = build_server(runtime)
@@ -105,14 +106,11 @@ def build_app(settings: AgentSettings | None = None) -> Starlette:
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(
-        routes=[
-            Route("/health", health),
-            Route("/metrics", metrics),
-            Mount("/", app=BearerAuth(mcp_app, [settings.agent_token], prefix="/mcp", realm="agent")),
-        ],
+    app = Starlette(
+        routes=[Route("/health", health), Route("/metrics", metrics), Mount("/", app=mcp_app)],
         lifespan=lifespan,
     )
+    return BearerAuth(app, {"/mcp": [settings.agent_token]}, realm="agent")
 
 
 def _host_of(url: str) -> str:

@@ -1,0 +1,3 @@
+from reynolds.cli import main
+
+main()

@@ -1,0 +1,328 @@
+"""The ``reynolds`` command: run the service and agents, migrate, and talk to a running Reynolds."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import click
+import uvicorn
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from reynolds import client as rclient
+from reynolds import errors
+
+console = Console(stderr=True)
+STATE_COLOURS = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "running": "cyan", "skipped": "magenta"}
+
+
+@click.group()
+@click.version_option(package_name="reynolds")
+def main() -> None:
+    """Reynolds: hand it a plan, it runs the tool calls in parallel on specialist MCP agents."""
+
+
+# ---------------------------------------------------------------------- running things
+@main.command()
+@click.option("--host", default=None, help="bind address (REYNOLDS_HOST)")
+@click.option("--port", type=int, default=None, help="port (REYNOLDS_PORT)")
+def serve(host: str | None, port: int | None) -> None:
+    """Run Reynolds: the MCP endpoints, the dispatcher and upkeep, until interrupted."""
+    from reynolds.config import Settings
+    from reynolds.logs import configure_logging
+    from reynolds.server import build_app
+
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    configure_logging(settings.log_level, settings.secrets)
+    app = _or_exit(lambda: build_app(settings))
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=30)
+
+
+@main.command()
+@click.option("--type", "agent_type", default=None, help="devops | platform | code | workbench (AGENT_TYPE)")
+@click.option("--port", type=int, default=None, help="port (AGENT_PORT)")
+def agent(agent_type: str | None, port: int | None) -> None:
+    """Run one agent replica; it registers itself with Reynolds at MCP_ENDPOINT."""
+    from agents.runtime.app import build_app
+    from agents.runtime.settings import AgentSettings
+    from reynolds.logs import configure_logging
+
+    overrides = {k: v for k, v in {"agent_type": agent_type, "agent_port": port}.items() if v is not None}
+    settings = AgentSettings(**overrides)  # type: ignore[arg-type]
+    _or_exit(lambda: settings.kind)
+    if not settings.agent_token:
+        raise click.ClickException("no agent token: set AGENT_TOKEN_FILE")
+    configure_logging(os.environ.get("AGENT_LOG_LEVEL", "INFO"), [settings.agent_token])
+    uvicorn.run(build_app(settings), host=settings.agent_host, port=settings.agent_port, log_config=None)
+
+
+@main.command()
+def migrate() -> None:
+    """Apply pending database migrations and exit."""
+    from reynolds.config import Settings
+    from reynolds.store import Store
+
+    async def run() -> list[str]:
+        settings = Settings()
+        store = await Store.connect(settings.database_url, settings.database_password, settings.database_schema)
+        try:
+            return await store.migrate()
+        finally:
+            await store.close()
+
+    applied = _or_exit(lambda: anyio.run(run))
+    click.echo("applied: " + ", ".join(applied) if applied else "database is up to date")
+
+
+@main.command()
+@click.option("--port", type=int, default=8080, show_default=True, help="Reynolds' port")
+@click.option("--agent-port", type=int, default=8101, show_default=True, help="first agent port")
+@click.option("--state-dir", type=click.Path(path_type=Path), default=Path(".reynolds"), show_default=True)
+@click.option("--with-workbench", is_flag=True, help="also start a workbench agent (echo/sleep/fail/record)")
+def up(port: int, agent_port: int, state_dir: Path, with_workbench: bool) -> None:
+    """Run the whole system as local processes: Reynolds plus one replica of each agent type, against the
+    configured Postgres and Redis (REYNOLDS_DATABASE_URL, REYNOLDS_REDIS_URL). Ctrl-C stops everything."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    client_token = _token_file(state_dir / "client_token")
+    agent_token = _token_file(state_dir / "agent_token")
+    repo_context = Path("context").resolve()
+    base_env = {
+        **os.environ,
+        "REYNOLDS_PORT": str(port),
+        "REYNOLDS_HOST": "127.0.0.1",
+        "REYNOLDS_CLIENT_TOKENS_FILE": str(client_token),
+        "REYNOLDS_AGENT_TOKEN_FILE": str(agent_token),
+    }
+    procs: list[subprocess.Popen[bytes]] = [subprocess.Popen([sys.executable, "-m", "reynolds", "serve"], env=base_env)]
+    kinds = ["devops", "platform", "code", *(["workbench"] if with_workbench else [])]
+    package_root = Path(__file__).resolve().parents[1] / "agents"
+    for i, kind in enumerate(kinds):
+        home = state_dir / kind
+        env = {
+            **base_env,
+            "AGENT_TYPE": kind,
+            "AGENT_ID": f"{kind}-local",
+            "AGENT_PORT": str(agent_port + i),
+            "AGENT_HOST": "127.0.0.1",
+            "AGENT_URL": f"http://127.0.0.1:{agent_port + i}/mcp",
+            "MCP_ENDPOINT": f"http://127.0.0.1:{port}/agents/mcp",
+            "AGENT_TOKEN_FILE": str(agent_token),
+            "KNOWLEDGE_DIR": str(package_root / kind / "knowledge"),
+            "CONTEXT_DIR": str(repo_context),
+            "MEMORY_DIR": str(home / "memory"),
+            "WORKSPACE_DIR": str(home / "workspace"),
+        }
+        procs.append(subprocess.Popen([sys.executable, "-m", "reynolds", "agent"], env=env))
+    console.print(
+        f"[bold]Reynolds[/] on http://127.0.0.1:{port}/mcp with {', '.join(kinds)} agents. "
+        f"Client token: {client_token} (the CLI reads it from there). Ctrl-C stops."
+    )
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(0.5)
+        console.print("[red]a process exited; stopping the rest[/]")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    sys.exit(0 if all(p.returncode in (0, -signal.SIGINT) for p in procs) else 1)
+
+
+def _token_file(path: Path) -> Path:
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32) + "\n")
+        path.chmod(0o600)
+    return path.resolve()
+
+
+# ---------------------------------------------------------------------- talking to Reynolds
+url_option = click.option("--url", envvar="REYNOLDS_URL", default=rclient.DEFAULT_URL, show_default=True)
+token_option = click.option("--token", default=None, help="client token (or REYNOLDS_TOKEN / REYNOLDS_TOKEN_FILE)")
+
+
+def _run_client(url: str, token: str | None, tool: str, arguments: dict[str, Any], progress: Any = None) -> Any:
+    async def run() -> Any:
+        async with rclient.connect(url, rclient.resolve_token(token)) as c:
+            return await rclient.call(c, tool, arguments, progress)
+
+    return _or_exit(lambda: anyio.run(run))
+
+
+@main.command()
+@click.argument("plan_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--wait/--no-wait", default=True, show_default=True, help="follow progress until the task ends")
+@click.option("--strategy", type=click.Choice(["parallel", "sequential", "auto"]), default="parallel")
+@click.option("--priority", type=int, default=0)
+@click.option("--timeout", "timeout_s", type=float, default=None, help="fail the task after this many seconds")
+@click.option("--json", "as_json", is_flag=True, help="print the task as JSON")
+@url_option
+@token_option
+def submit(
+    plan_file: Path,
+    wait: bool,
+    strategy: str,
+    priority: int,
+    timeout_s: float | None,
+    as_json: bool,
+    url: str,
+    token: str | None,
+) -> None:
+    """Run the plan in PLAN_FILE (JSON or YAML)."""
+    try:
+        plan = yaml.safe_load(plan_file.read_text())  # YAML is a superset of JSON
+    except yaml.YAMLError as err:
+        raise click.ClickException(f"{plan_file} is not valid JSON/YAML: {err}") from err
+    args = {"plan": plan, "wait": wait, "strategy": strategy, "priority": priority, "timeout_s": timeout_s}
+    if not wait:
+        task = _run_client(url, token, "orchestrate", args)
+        click.echo(json.dumps(task, indent=2) if as_json else task["task_id"])
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        line = bar.add_task("running", total=None)
+
+        async def on_progress(done: float, total: float | None, message: str | None) -> None:
+            bar.update(line, completed=done, total=total, description=message or "running")
+
+        task = _run_client(url, token, "orchestrate", args, on_progress)
+    if as_json:
+        click.echo(json.dumps(task, indent=2))
+    else:
+        _print_task(task)
+    sys.exit(0 if task["state"] == "succeeded" else 1)
+
+
+@main.command()
+@click.argument("task_id", required=False)
+@click.option("--state", type=click.Choice(["running", "succeeded", "failed", "cancelled"]), default=None)
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@url_option
+@token_option
+def status(task_id: str | None, state: str | None, limit: int, as_json: bool, url: str, token: str | None) -> None:
+    """Show one task (TASK_ID) or the latest tasks."""
+    if task_id:
+        task = _run_client(url, token, "get_task", {"task_id": task_id})
+        click.echo(json.dumps(task, indent=2)) if as_json else _print_task(task)
+        return
+    listing = _run_client(url, token, "list_tasks", {"state": state, "limit": limit})
+    if as_json:
+        click.echo(json.dumps(listing, indent=2))
+        return
+    table = Table("task", "state", "subtasks", "created", "goal")
+    for t in listing["tasks"]:
+        table.add_row(t["task_id"], _state(t["state"]), _counts(t["counts"]), t["created_at"][:19], t["goal"] or "")
+    Console().print(table)
+
+
+@main.command()
+@click.argument("task_id")
+@url_option
+@token_option
+def cancel(task_id: str, url: str, token: str | None) -> None:
+    """Cancel a running task."""
+    _print_task(_run_client(url, token, "cancel_task", {"task_id": task_id}))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@url_option
+@token_option
+def agents(as_json: bool, url: str, token: str | None) -> None:
+    """List pools, replicas, health and tools."""
+    view = _run_client(url, token, "list_agents", {})
+    if as_json:
+        click.echo(json.dumps(view, indent=2))
+        return
+    table = Table("pool", "replica", "healthy", "circuit", "load", "tools")
+    for pool in view["pools"]:
+        for r in pool["replicas"] or [None]:
+            if r is None:
+                table.add_row(pool["pool"], "-", "-", "-", "-", f"(no replicas; {pool['queue_depth']} queued)")
+                continue
+            table.add_row(
+                pool["pool"],
+                r["agent_id"],
+                "yes" if r["healthy"] else "[red]no[/]",
+                r["circuit"],
+                f"{r['inflight']}/{r['max_concurrency']}",
+                str(len(r["tools"])),
+            )
+    Console().print(table)
+
+
+def _print_task(task: dict[str, Any]) -> None:
+    out = Console()
+    out.print(f"[bold]{task['task_id']}[/] {_state(task['state'])}  {_counts(task.get('counts', {}))}")
+    table = Table("subtask", "tool", "pool", "state", "tries", "agent", "seconds", "result / error")
+    for s in task.get("subtasks", []):
+        detail = s.get("error") or json.dumps(s.get("result"))[:80]
+        seconds = f"{s['duration_s']:.2f}" if s.get("duration_s") is not None else ""
+        table.add_row(
+            s["id"],
+            s["tool"],
+            s["pool"],
+            _state(s["state"]),
+            str(s["attempts"]),
+            s.get("agent_id") or "",
+            seconds,
+            detail,
+        )
+    out.print(table)
+    if task.get("message"):
+        out.print(task["message"])
+
+
+def _state(state: str) -> str:
+    colour = STATE_COLOURS.get(state)
+    return f"[{colour}]{state}[/]" if colour else state
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+
+
+def _or_exit(fn: Any) -> Any:
+    """Run ``fn``; a Reynolds error becomes a one-line message and exit code 1, not a traceback."""
+    try:
+        return fn()
+    except errors.ReynoldsError as err:
+        raise click.ClickException(str(err)) from err
+    except BaseExceptionGroup as group:
+        first = _innermost(group)
+        if isinstance(first, errors.ReynoldsError):
+            raise click.ClickException(str(first)) from group
+        raise click.ClickException(f"{type(first).__name__}: {first}") from group
+    except OSError as err:
+        raise click.ClickException(str(err)) from err
+
+
+def _innermost(err: BaseException) -> BaseException:
+    while isinstance(err, BaseExceptionGroup):
+        err = err.exceptions[0]
+    return err

@@ -1,0 +1,91 @@
+"""Reynolds settings: environment variables prefixed ``REYNOLDS_``; every secret also from a ``*_FILE`` path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _read_file_secrets(values: dict, names: list[str]) -> dict:
+    for name in names:
+        if values.get(name):
+            continue
+        path = values.get(f"{name}_file") or os.environ.get(f"REYNOLDS_{name.upper()}_FILE")
+        if path:
+            values[name] = Path(path).read_text().strip()
+    return values
+
+
+class Settings(BaseSettings):
+    """Every knob, with the default a single-machine install wants. See README "Settings"."""
+
+    model_config = SettingsConfigDict(env_prefix="REYNOLDS_", extra="ignore")
+
+    # --- network
+    host: str = "127.0.0.1"
+    port: int = 8080
+    allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["localhost:*", "127.0.0.1:*", "[::1]:*", "reynolds:*"],
+        description="Host headers accepted on /mcp and /agents/mcp (DNS-rebinding protection)",
+    )
+    allowed_origins: list[str] = Field(default_factory=lambda: ["http://localhost:*", "http://127.0.0.1:*"])
+
+    # --- credentials (each also REYNOLDS_<NAME>_FILE)
+    client_tokens: str = Field("", description="client bearer tokens, one per line")
+    agent_token: str = Field("", description="token agents present on /agents/mcp and accept on their /mcp")
+    database_password: str = ""
+
+    # --- state
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/reynolds"
+    database_schema: str = Field("public", description="Postgres schema holding Reynolds' tables")
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = Field("reynolds", description="prefix of every Redis key, so installs can share a Redis")
+
+    # --- plans
+    max_subtasks: int = Field(10_000, ge=1)
+    max_depth: int = Field(200, ge=1, description="longest dependency chain allowed in a plan")
+    max_argument_bytes: int = Field(256_000, ge=64, description="JSON size of one subtask's arguments")
+
+    # --- dispatch
+    call_timeout_s: float = Field(300.0, gt=0, description="default per-call timeout")
+    max_attempts: int = Field(4, ge=1, description="attempts per subtask for transport errors and timeouts")
+    backoff_base_s: float = Field(0.5, gt=0)
+    backoff_max_s: float = Field(30.0, gt=0)
+    visibility_timeout_s: float = Field(30.0, gt=0, description="a message not renewed for this long is reclaimed")
+    no_replica_wait_s: float = Field(60.0, gt=0, description="how long a subtask waits for any usable replica")
+    prefetch: int = Field(64, ge=1, description="messages a dispatcher holds per pool beyond running calls")
+    drain_timeout_s: float = Field(20.0, ge=0, description="on shutdown, how long in-flight calls may finish")
+
+    # --- agents and health
+    heartbeat_ttl_s: float = Field(15.0, gt=0)
+    probe_interval_s: float = Field(5.0, gt=0)
+    unhealthy_after: int = Field(3, ge=1, description="consecutive failed probes or calls before unhealthy")
+    circuit_open_s: float = Field(10.0, gt=0, description="how long an open circuit rejects calls")
+    pools_file: Path | None = Field(None, description="YAML file declaring extra pools (MCP servers)")
+
+    # --- loop prevention
+    max_handoff_depth: int = Field(5, ge=0)
+    max_handoff_subtasks: int = Field(50, ge=1, description="subtasks one handoff may add")
+    max_events_per_task: int = Field(100_000, ge=100)
+
+    # --- presentation
+    personality: Literal["on", "off"] = "on"
+    log_level: str = "INFO"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets(cls, values: dict) -> dict:
+        return _read_file_secrets(values, ["client_tokens", "agent_token", "database_password"])
+
+    @property
+    def client_token_list(self) -> list[str]:
+        return [line.strip() for line in self.client_tokens.splitlines() if line.strip()]
+
+    @property
+    def secrets(self) -> list[str]:
+        """Values the log redactor must never print."""
+        return [s for s in [*self.client_token_list, self.agent_token.strip(), self.database_password] if s]

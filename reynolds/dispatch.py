@@ -1,0 +1,348 @@
+"""The dispatcher: the one loop that takes queued subtasks and calls agents.
+
+Per pool it reads the stream (plus messages reclaimed from dead consumers), keeps what it holds in
+priority order, and starts a call whenever a replica has a free slot. Each call: claim the subtask
+in Postgres, resolve ``$from`` references, call the replica over its pooled MCP session with the
+idempotency key in ``_meta``, store the outcome, then ack. Leases on held and running work are
+renewed in Postgres and Redis together, so only a dead process's work is ever reclaimed.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import os
+import random
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import mcp_types as types
+import redis.asyncio as aioredis
+import structlog
+from anyio.abc import TaskGroup
+
+from agents.runtime.idempotency import IDEMPOTENCY_META_KEY
+from reynolds import errors
+from reynolds.config import Settings
+from reynolds.engine import Engine
+from reynolds.keys import Keys
+from reynolds.metrics import Metrics
+from reynolds.plan import resolve_references
+from reynolds.queue import Message, TaskQueue
+from reynolds.registry import Registry, Replica
+from reynolds.sessions import Sessions
+from reynolds.store import Claim, Ready, Store
+
+log = structlog.get_logger("reynolds.dispatch")
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class PoolState:
+    held: list[tuple[tuple[int, float, str], Message]] = field(default_factory=list)  # heap by priority
+    held_ids: set[str] = field(default_factory=set)
+    running: dict[str, Message] = field(default_factory=dict)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        store: Store,
+        queue: TaskQueue,
+        registry: Registry,
+        sessions: Sessions,
+        metrics: Metrics,
+        redis: aioredis.Redis,
+        keys: Keys,
+        consumer: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.store = store
+        self.queue = queue
+        self.registry = registry
+        self.sessions = sessions
+        self.metrics = metrics
+        self.redis = redis
+        self.keys = keys
+        self.consumer = consumer or consumer_name()
+        self.pools: dict[str, PoolState] = {}
+        self._scopes: dict[tuple[str, str], anyio.CancelScope] = {}
+        self._calls: TaskGroup | None = None
+        self._stopping = anyio.Event()
+        self._drained = anyio.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+    async def run(self) -> None:
+        """Run until cancelled or ``stop``; in-flight calls drain (bounded) before the loop returns."""
+        log.info("dispatcher started", consumer=self.consumer)
+        async with anyio.create_task_group() as calls:
+            self._calls = calls
+            async with anyio.create_task_group() as loops:
+                loops.start_soon(self._watch_pools, loops)
+                loops.start_soon(self._keep_leases)
+                loops.start_soon(self._move_due)
+                loops.start_soon(self._listen_control)
+                await self._stopping.wait()
+                loops.cancel_scope.cancel()
+            with anyio.move_on_after(self.settings.drain_timeout_s):
+                while any(p.running for p in self.pools.values()):  # noqa: ASYNC110 - polls several dicts
+                    await anyio.sleep(0.05)
+            calls.cancel_scope.cancel()  # what did not drain gives its lease back (see _call)
+        self._drained.set()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        await self._drained.wait()
+
+    async def _watch_pools(self, loops: TaskGroup) -> None:
+        while True:
+            pools = await self.queue.pools() | {r.pool for r in await self.registry.replicas()}
+            for pool in pools - self.pools.keys():
+                self.pools[pool] = PoolState()
+                await self.queue.ensure_group(pool)
+                loops.start_soon(self._pool_loop, pool)
+            await anyio.sleep(1.0)
+
+    # ------------------------------------------------------------------ per pool
+    async def _pool_loop(self, pool: str) -> None:
+        state = self.pools[pool]
+        last_reclaim = 0.0
+        while True:
+            try:
+                if time.monotonic() - last_reclaim > self.settings.visibility_timeout_s / 2:
+                    last_reclaim = time.monotonic()
+                    self._hold(
+                        state,
+                        await self.queue.reclaim(
+                            pool, self.consumer, self.settings.visibility_timeout_s, self.settings.prefetch
+                        ),
+                    )
+                free = await self.registry.capacity(pool)
+                room = free + (self.settings.prefetch if free else 1) - len(state.held)
+                if room > 0:
+                    block = 50 if state.held else 500
+                    self._hold(state, await self.queue.read(pool, self.consumer, room, block))
+                await self._start_calls(pool, state)
+                if state.held:
+                    await self._expire_unplaceable(pool, state)
+                    with anyio.move_on_after(0.2):
+                        await self.registry.changed.wait()
+            except (OSError, aioredis.RedisError) as err:
+                log.warning("pool loop error; retrying", pool=pool, error=str(err))
+                await anyio.sleep(1.0)
+
+    def _hold(self, state: PoolState, messages: list[Message]) -> None:
+        for m in messages:
+            if m.id not in state.held_ids and m.id not in state.running:
+                heapq.heappush(state.held, (m.order, m))
+                state.held_ids.add(m.id)
+
+    async def _start_calls(self, pool: str, state: PoolState) -> None:
+        assert self._calls is not None
+        while state.held:
+            replica = await self.registry.choose(pool)
+            if replica is None:
+                return
+            _, message = heapq.heappop(state.held)
+            state.held_ids.discard(message.id)
+            state.running[message.id] = message
+            self.registry.call_started(replica)  # reserve the slot now; _call may move it to another replica
+            self._calls.start_soon(self._call, state, message, replica)
+
+    async def _expire_unplaceable(self, pool: str, state: PoolState) -> None:
+        """Subtasks that found no usable replica for ``no_replica_wait_s`` fail with that reason."""
+        if await self.registry.capacity(pool):
+            return
+        now_ms = time.time() * 1000
+        limit_ms = self.settings.no_replica_wait_s * 1000
+        keep = []
+        for order, m in state.held:
+            if now_ms - int(m.id.split("-")[0]) < limit_ms:
+                keep.append((order, m))
+                continue
+            state.held_ids.discard(m.id)
+            claim, _ = await self.store.claim(
+                m.task_id, m.subtask_id, self.consumer, self.settings.visibility_timeout_s
+            )
+            if claim is not None:
+                reason = f"no healthy replica in pool {pool!r} for {self.settings.no_replica_wait_s:g} s"
+                await self._fail(m, claim, reason, None)
+            await self.queue.ack(m)
+        heapq.heapify(keep)
+        state.held = keep
+
+    # ------------------------------------------------------------------ one call
+    async def _call(self, state: PoolState, message: Message, replica: Replica) -> None:
+        outcome: bool | None = None
+        ack = True
+        claim: Claim | None = None
+        scope = anyio.CancelScope()
+        key = (message.task_id, message.subtask_id)
+        try:
+            claim, why = await self.store.claim(
+                message.task_id, message.subtask_id, self.consumer, self.settings.visibility_timeout_s
+            )
+            if claim is None:
+                # leased elsewhere: leave the message unrenewed so it is reclaimed if that holder dies
+                ack = why != "leased"
+                return
+            log.debug("claimed", task_id=claim.task_id, subtask_id=claim.subtask_id, attempt=claim.attempts)
+            if claim.last_agent_id == replica.agent_id:
+                other = await self.registry.choose(message.pool, avoid=replica.agent_id)
+                if other is not None and other.agent_id != replica.agent_id:
+                    self.registry.call_finished(replica, None)
+                    self.registry.call_started(other)
+                    replica = other
+            arguments = claim.arguments
+            if claim.depends_on:
+                try:
+                    arguments = resolve_references(arguments, await self.store.outputs(claim.task_id, claim.depends_on))
+                except errors.BadReference as err:
+                    await self._fail(message, claim, str(err), None)
+                    return
+            timeout = claim.timeout_s or self.settings.call_timeout_s
+            if claim.deadline is not None:
+                timeout = min(timeout, max(0.0, claim.deadline.timestamp() - time.time()))
+            if claim.ready_at is not None:
+                self.metrics.dispatch_overhead.labels(message.pool).observe(
+                    max(0.0, time.time() - claim.ready_at.timestamp())
+                )
+            self._scopes[key] = scope
+            started = time.monotonic()
+            with scope:
+                result = await self._invoke(replica, claim, arguments, timeout)
+            if scope.cancelled_caught:
+                return  # the task was cancelled: Postgres already says so
+            elapsed = time.monotonic() - started
+            outcome = True  # the replica answered; a tool error is the tool's, not the replica's
+            await self._record(message, claim, replica, result, elapsed)
+        except errors.DispatchError as err:
+            outcome = False
+            if isinstance(err, errors.TransportError):
+                self.sessions.drop(replica.key)
+            if claim is not None:
+                await self._retry_or_fail(message, claim, str(err), replica.agent_id, type(err).__name__)
+        except anyio.get_cancelled_exc_class():
+            ack = False  # shutting down: give the subtask back, keep the message for another process
+            if claim is not None:
+                with anyio.CancelScope(shield=True):
+                    await self.store.release_lease(claim.task_id, claim.subtask_id, self.consumer)
+            raise
+        except Exception:
+            log.exception("dispatch failed unexpectedly", task_id=message.task_id, subtask_id=message.subtask_id)
+            ack = False  # leave it pending: after the visibility timeout someone tries again
+        finally:
+            self._scopes.pop(key, None)
+            self.registry.call_finished(replica, outcome)
+            state.running.pop(message.id, None)
+            if ack:
+                with anyio.CancelScope(shield=True):
+                    await self.queue.ack(message)
+
+    async def _invoke(
+        self, replica: Replica, claim: Claim, arguments: dict[str, Any], limit_s: float
+    ) -> types.CallToolResult:
+        if limit_s <= 0:
+            raise errors.CallTimeout("the task's deadline passed before the call could start")
+        connection = await self.sessions.get(replica.endpoint(self.settings.agent_token))
+        meta = {IDEMPOTENCY_META_KEY: f"{claim.task_id}/{claim.subtask_id}"}
+        log.debug("calling", agent=replica.key, tool=claim.tool, task_id=claim.task_id, subtask_id=claim.subtask_id)
+        return await connection.call(claim.tool, arguments, meta, limit_s)
+
+    async def _record(
+        self, message: Message, claim: Claim, replica: Replica, result: types.CallToolResult, elapsed: float
+    ) -> None:
+        text = "\n".join(getattr(c, "text", "") for c in result.content if getattr(c, "type", "") == "text")
+        if result.is_error:
+            await self.store.record_stat(claim.pool, claim.tool, False, elapsed, text[:500])
+            if claim.retryable:
+                await self._retry_or_fail(
+                    message, claim, text or "tool reported an error", replica.agent_id, "tool_error"
+                )
+            else:
+                await self._fail(message, claim, text or "tool reported an error", replica.agent_id)
+            return
+        output = result.structured_content if result.structured_content is not None else {"text": text}
+        await self.store.record_stat(claim.pool, claim.tool, True, elapsed)
+        transition = await self.store.finish(
+            claim.task_id, claim.subtask_id, self.consumer, "succeeded", result=output, agent_id=replica.agent_id
+        )
+        if transition is None:
+            log.warning("result discarded: lease lost", task_id=claim.task_id, subtask_id=claim.subtask_id)
+            return
+        self.metrics.subtasks.labels(claim.pool, "succeeded").inc()
+        self.metrics.subtask_duration.labels(claim.pool, claim.tool).observe(elapsed)
+        await self.engine.advance(claim.task_id, claim.subtask_id, "succeeded", transition)
+
+    async def _retry_or_fail(
+        self, message: Message, claim: Claim, error: str, agent_id: str | None, reason: str
+    ) -> None:
+        limit = claim.max_attempts or self.settings.max_attempts
+        if claim.attempts >= limit:
+            await self._fail(message, claim, f"{error} (gave up after {claim.attempts} attempts)", agent_id)
+            await self.queue.dead_letter(message, error, claim.attempts)
+            return
+        delay = min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2 ** (claim.attempts - 1))
+        delay *= 0.5 + random.random()  # jitter, so retries of a failed burst do not arrive together
+        if await self.store.schedule_retry(claim.task_id, claim.subtask_id, self.consumer, error, delay, agent_id):
+            self.metrics.retries.labels(claim.pool, reason).inc()
+            ready = Ready(claim.task_id, claim.subtask_id, claim.pool, message.rank, message.priority)
+            await self.queue.push_later(ready, delay)
+            await self.store.mark_queued([ready])
+            await self.engine.publish(claim.task_id, {"subtask": claim.subtask_id, "state": "retrying"})
+
+    async def _fail(self, message: Message, claim: Claim, error: str, agent_id: str | None) -> None:
+        transition = await self.store.finish(
+            claim.task_id, claim.subtask_id, self.consumer, "failed", error=error, agent_id=agent_id
+        )
+        if transition is not None:
+            self.metrics.subtasks.labels(claim.pool, "failed").inc()
+            await self.engine.advance(claim.task_id, claim.subtask_id, "failed", transition)
+
+    # ------------------------------------------------------------------ background duties
+    async def _keep_leases(self) -> None:
+        """Renew every lease this process holds, well inside the visibility timeout."""
+        interval = self.settings.visibility_timeout_s / 3
+        while True:
+            await anyio.sleep(interval)
+            try:
+                await self.store.renew_leases(self.consumer, self.settings.visibility_timeout_s)
+                for pool, state in self.pools.items():
+                    await self.queue.renew(pool, self.consumer, [*state.held_ids, *state.running])
+            except Exception as err:
+                log.warning("lease renewal failed", error=str(err))
+
+    async def _move_due(self) -> None:
+        while True:
+            try:
+                await self.queue.move_due()
+            except (OSError, aioredis.RedisError) as err:
+                log.warning("moving due retries failed", error=str(err))
+            await anyio.sleep(0.1)
+
+    async def _listen_control(self) -> None:
+        """Cancellations reach in-flight calls in every process through the control channel."""
+        while True:
+            try:
+                async with self.redis.pubsub() as pubsub:
+                    await pubsub.subscribe(self.keys.control)
+                    async for item in pubsub.listen():
+                        if item.get("type") != "message":
+                            continue
+                        task_id = json.loads(item["data"]).get("cancel")
+                        for (tid, _sid), scope in list(self._scopes.items()):
+                            if tid == task_id:
+                                scope.cancel()
+            except (OSError, aioredis.RedisError) as err:
+                log.warning("control channel lost; resubscribing", error=str(err))
+                await anyio.sleep(1.0)

@@ -1,0 +1,275 @@
+"""The engine: accepts plans, moves tasks through their graph, finishes them, and answers questions.
+
+It owns the hand-over between Postgres and Redis (a subtask is stored before it is queued; the
+recovery sweep re-queues anything stored but never handed over) and the end of a task (closing
+message, metrics, progress). The dispatcher calls back into it with each outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio
+import redis.asyncio as aioredis
+import structlog
+
+from reynolds import errors
+from reynolds.config import Settings
+from reynolds.health import CIRCUIT_GAUGE
+from reynolds.keys import Keys
+from reynolds.metrics import Metrics
+from reynolds.models import TERMINAL_TASK_STATES, Plan, PlanView, Strategy, SubtaskSpec, TaskList, TaskView
+from reynolds.personality import closing_message
+from reynolds.plan import build_plan
+from reynolds.queue import TaskQueue
+from reynolds.registry import Registry
+from reynolds.store import Ready, Store, Transition
+
+log = structlog.get_logger("reynolds.engine")
+
+ProgressFn = Callable[[float, float | None, str | None], Awaitable[None]]
+STALE_READY_S = 5.0  # a ready subtask not handed to Redis after this long was orphaned by a crash
+PROGRESS_MIN_INTERVAL_S = 0.2
+
+
+class Engine:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        queue: TaskQueue,
+        registry: Registry,
+        redis: aioredis.Redis,
+        keys: Keys,
+        metrics: Metrics,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.queue = queue
+        self.registry = registry
+        self.redis = redis
+        self.keys = keys
+        self.metrics = metrics
+        self._estimates: tuple[float, dict[tuple[str, str], float]] = (0.0, {})
+
+    # ------------------------------------------------------------------ planning
+    async def estimate(self) -> Callable[[str, str], float]:
+        stamp, known = self._estimates
+        if time.monotonic() - stamp > 10:
+            known = await self.store.duration_estimates()
+            self._estimates = (time.monotonic(), known)
+        return lambda pool, tool: known.get((pool, tool), 1.0)
+
+    async def plan(self, plan: Plan, strategy: Strategy = "parallel") -> PlanView:
+        return build_plan(
+            plan,
+            await self.registry.catalog(),
+            max_subtasks=self.settings.max_subtasks,
+            max_depth=self.settings.max_depth,
+            max_argument_bytes=self.settings.max_argument_bytes,
+            strategy=strategy,
+            estimate=await self.estimate(),
+        )
+
+    # ------------------------------------------------------------------ submission
+    async def submit(
+        self,
+        plan: Plan,
+        goal: str | None = None,
+        strategy: Strategy = "parallel",
+        priority: int = 0,
+        timeout_s: float | None = None,
+    ) -> tuple[str, PlanView]:
+        """Validate, store and queue a plan. Raises a PlanError (and stores nothing) when it cannot run."""
+        view = await self.plan(plan, strategy)
+        task_id = uuid.uuid4()
+        deadline = datetime.now(UTC) + timedelta(seconds=timeout_s) if timeout_s else None
+        ready = await self.store.create_task(
+            task_id, goal, view.strategy, priority, plan.model_dump(mode="json"), deadline, view.subtasks
+        )
+        self.metrics.tasks_submitted.inc()
+        log.info("task submitted", task_id=str(task_id), subtasks=len(view.subtasks), strategy=view.strategy)
+        await self.enqueue(ready)
+        return str(task_id), view
+
+    async def enqueue(self, ready: list[Ready]) -> None:
+        if ready:
+            await self.queue.push(ready)
+            await self.store.mark_queued(ready)
+
+    async def handoff(self, task_id: str, parent_id: str, subtasks: list[SubtaskSpec]) -> list[str]:
+        """Add subtasks to a running task on an agent's request, under the loop-prevention rules."""
+        depth = await self.store.subtask_depth(task_id, parent_id)
+        if depth is None:
+            raise errors.NotFound(f"task {task_id} has no subtask {parent_id!r}")
+        if depth + 1 > self.settings.max_handoff_depth:
+            await self._refuse(
+                task_id,
+                parent_id,
+                "depth",
+                f"handoff chain would be {depth + 1} deep; the limit (max_handoff_depth) is "
+                f"{self.settings.max_handoff_depth}",
+            )
+        if len(subtasks) > self.settings.max_handoff_subtasks:
+            await self._refuse(
+                task_id,
+                parent_id,
+                "fanout",
+                f"handoff adds {len(subtasks)} subtasks; the limit (max_handoff_subtasks) is "
+                f"{self.settings.max_handoff_subtasks}",
+            )
+        chain = {
+            (tool, json.dumps(args, sort_keys=True))
+            for tool, args in await self.store.handoff_chain(task_id, parent_id)
+        }
+        for s in subtasks:
+            if (s.tool, json.dumps(s.arguments, sort_keys=True)) in chain:
+                await self._refuse(
+                    task_id,
+                    parent_id,
+                    "repeat",
+                    f"handoff repeats {s.tool} with the same arguments already in this chain",
+                )
+        if await self.store.event_count(task_id) >= self.settings.max_events_per_task:
+            await self._refuse(task_id, parent_id, "events", "task reached its event cap (max_events_per_task)")
+        existing = await self.store.subtask_ids(task_id)
+        clash = [s.id for s in subtasks if s.id in existing]
+        if clash:
+            raise errors.DuplicateSubtask(f"task {task_id} already has subtasks {', '.join(clash)}")
+        # validate the new part as a plan on its own, with existing subtasks allowed as dependencies
+        new_ids = {s.id for s in subtasks}
+        local = [s.model_copy(update={"depends_on": [d for d in s.depends_on if d in new_ids]}) for s in subtasks]
+        for s in subtasks:
+            missing = [d for d in s.depends_on if d not in new_ids and d not in existing]
+            if missing:
+                raise errors.UnknownDependency(f"handoff subtask {s.id!r} depends on unknown {', '.join(missing)}")
+        view = await self.plan(Plan(subtasks=local))
+        planned = {p.id: p for p in view.subtasks}
+        for s in subtasks:
+            planned[s.id].depends_on = list(dict.fromkeys([*s.depends_on, *planned[s.id].depends_on]))
+        ready = await self.store.add_subtasks(task_id, parent_id, depth + 1, [planned[s.id] for s in subtasks])
+        await self.enqueue(ready)
+        await self.publish(task_id, {"handoff": [s.id for s in subtasks]})
+        return [s.id for s in subtasks]
+
+    async def _refuse(self, task_id: str, subtask_id: str, reason: str, message: str) -> None:
+        self.metrics.loop_refusals.labels(reason).inc()
+        await self.store.event(task_id, subtask_id, "loop_refused", {"reason": reason, "message": message})
+        raise errors.LoopRefused(message)
+
+    # ------------------------------------------------------------------ outcomes
+    async def advance(self, task_id: str, subtask_id: str, state: str, transition: Transition) -> None:
+        """Carry a stored outcome forward: queue what it released, tell waiters, finish the task."""
+        await self.enqueue(transition.released)
+        await self.publish(task_id, {"subtask": subtask_id, "state": state})
+        if transition.task_state:
+            await self.finalize(task_id)
+
+    async def finalize(self, task_id: str) -> TaskView:
+        view = await self.store.task_view(task_id)
+        message = closing_message(view, self.settings.personality)
+        await self.store.set_message(task_id, message)
+        view.message = message
+        self.metrics.tasks.labels(view.state).inc()
+        for s in view.subtasks:
+            if s.state in ("skipped", "cancelled"):
+                self.metrics.subtasks.labels(s.pool, s.state).inc()
+        busy = sum(s.duration_s or 0 for s in view.subtasks)
+        if view.duration_s and busy:
+            self.metrics.parallelism.observe(busy / view.duration_s)
+        log.info("task finished", task_id=task_id, state=view.state, duration_s=view.duration_s)
+        await self.publish(task_id, {"task": view.state})
+        return view
+
+    async def cancel(
+        self, task_id: str, reason: str = "cancelled by request", final_state: str = "cancelled"
+    ) -> TaskView:
+        if not await self.store.task_exists(task_id):
+            raise errors.NotFound(f"no task {task_id}")
+        if await self.store.cancel_task(task_id, reason, final_state):
+            await self.redis.publish(self.keys.control, json.dumps({"cancel": task_id}))
+            return await self.finalize(task_id)
+        return await self.store.task_view(task_id)
+
+    async def publish(self, task_id: str, event: dict[str, Any]) -> None:
+        await self.redis.publish(self.keys.progress(task_id), json.dumps(event))
+
+    # ------------------------------------------------------------------ reading
+    async def get_task(self, task_id: str) -> TaskView:
+        _check_id(task_id)
+        return await self.store.task_view(task_id)
+
+    async def list_tasks(self, state: str | None, limit: int, offset: int) -> TaskList:
+        return await self.store.list_tasks(state, limit, offset)
+
+    async def wait(self, task_id: str, progress: ProgressFn | None = None, timeout_s: float | None = None) -> TaskView:
+        """Block until the task ends, reporting (done, total, message) progress along the way."""
+        _check_id(task_id)
+        async with self.redis.pubsub() as pubsub:
+            await pubsub.subscribe(self.keys.progress(task_id))
+            last_report = 0.0
+            last_done = -1
+            with anyio.move_on_after(timeout_s):
+                while True:
+                    state = await self.store.task_state(task_id)
+                    if state is None:
+                        raise errors.NotFound(f"no task {task_id}")
+                    if state in TERMINAL_TASK_STATES:
+                        break
+                    if progress and time.monotonic() - last_report >= PROGRESS_MIN_INTERVAL_S:
+                        counts = await self.store.progress(task_id)
+                        total = sum(counts.values())
+                        done = sum(counts.get(s, 0) for s in ("succeeded", "failed", "skipped", "cancelled"))
+                        if done != last_done:
+                            running = counts.get("running", 0)
+                            await progress(done, total, f"{done}/{total} subtasks finished, {running} running")
+                            last_done = done
+                        last_report = time.monotonic()
+                    await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+        return await self.store.task_view(task_id)
+
+    # ------------------------------------------------------------------ upkeep
+    async def sweep(self) -> None:
+        """Re-queue subtasks orphaned between Postgres and Redis; fail tasks past their deadline."""
+        stale = await self.store.stale_ready(STALE_READY_S)
+        if stale:
+            log.warning("re-queueing orphaned ready subtasks", count=len(stale))
+            await self.enqueue(stale)
+        for task_id in await self.store.overdue_tasks():
+            await self.cancel(task_id, "task timed out (timeout_s passed)", final_state="failed")
+
+    async def refresh_gauges(self) -> None:
+        replicas = await self.registry.replicas()
+        pools = {r.pool for r in replicas} | await self.queue.pools()
+        self.metrics.agents.clear()
+        self.metrics.circuit.clear()
+        for pool in pools:
+            depth, age = await self.queue.depth(pool)
+            self.metrics.queue_depth.labels(pool).set(depth)
+            self.metrics.queue_age.labels(pool).set(age)
+            members = [r for r in replicas if r.pool == pool]
+            healthy = [r for r in members if self.registry.health_of(r).healthy]
+            self.metrics.agents.labels(pool, "healthy").set(len(healthy))
+            self.metrics.agents.labels(pool, "unhealthy").set(len(members) - len(healthy))
+            slots = sum(r.max_concurrency for r in healthy)
+            busy = sum(self.registry.health_of(r).inflight for r in healthy)
+            self.metrics.utilisation.labels(pool).set(busy / slots if slots else 0)
+            self.metrics.inflight.labels(pool).set(sum(self.registry.health_of(r).inflight for r in members))
+            for r in members:
+                self.metrics.circuit.labels(pool, r.agent_id).set(
+                    CIRCUIT_GAUGE[self.registry.health_of(r).circuit.current()]
+                )
+        active = await self.store.pool.fetchval("SELECT count(*) FROM tasks WHERE state = 'running'")
+        self.metrics.tasks_active.set(active)
+
+
+def _check_id(task_id: str) -> None:
+    try:
+        uuid.UUID(task_id)
+    except ValueError as err:
+        raise errors.InvalidRequest(f"{task_id!r} is not a task id (a UUID)") from err

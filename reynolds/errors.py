@@ -1,0 +1,101 @@
+"""Every error Reynolds raises on purpose, as one tree. Callers catch the level they care about;
+retry decisions read the class, never the message.
+
+    ReynoldsError
+    ├── InvalidRequest             bad input from a client: nothing was changed
+    │   ├── PlanError              the plan cannot run as written
+    │   │   ├── DuplicateSubtask
+    │   │   ├── UnknownDependency
+    │   │   ├── CycleError         names the cycle, e.g. "a -> b -> a"
+    │   │   ├── UnknownTool        no registered pool offers the tool (or the named pool lacks it)
+    │   │   ├── AmbiguousTool      several pools offer it: name one with "pool"
+    │   │   ├── BadReference       a {"$from": ...} that points at a non-dependency
+    │   │   └── LimitExceeded      names the setting that was exceeded
+    │   ├── NotFound               no such task / agent / pool
+    │   └── LoopRefused            loop prevention refused a handoff
+    ├── DispatchError              a call to an agent did not produce a tool result
+    │   ├── AgentUnavailable       no healthy replica, open circuit, connection refused   (retryable)
+    │   ├── CallTimeout            the call ran past its timeout                          (retryable)
+    │   └── TransportError         the connection broke mid-call                          (retryable)
+    ├── ToolFailed                 the agent ran the tool and it reported an error (isError)
+    └── ServiceUnavailable         Postgres or Redis cannot be reached
+"""
+
+from __future__ import annotations
+
+from mcp.server.mcpserver.exceptions import ToolError
+
+
+class ReynoldsError(ToolError):
+    """Base of everything Reynolds raises deliberately; ``str(err)`` is fit to show a user.
+
+    It derives from the MCP SDK's ``ToolError`` so that, raised inside a tool, the message reaches the
+    client as an ``isError`` result instead of a bare "Error executing tool"."""
+
+
+class InvalidRequest(ReynoldsError):
+    pass
+
+
+class PlanError(InvalidRequest):
+    pass
+
+
+class DuplicateSubtask(PlanError):
+    pass
+
+
+class UnknownDependency(PlanError):
+    pass
+
+
+class CycleError(PlanError):
+    pass
+
+
+class UnknownTool(PlanError):
+    pass
+
+
+class AmbiguousTool(PlanError):
+    pass
+
+
+class BadReference(PlanError):
+    pass
+
+
+class LimitExceeded(PlanError):
+    pass
+
+
+class NotFound(InvalidRequest):
+    pass
+
+
+class LoopRefused(InvalidRequest):
+    pass
+
+
+class DispatchError(ReynoldsError):
+    retryable = True
+
+
+class AgentUnavailable(DispatchError):
+    pass
+
+
+class CallTimeout(DispatchError):
+    pass
+
+
+class TransportError(DispatchError):
+    pass
+
+
+class ToolFailed(ReynoldsError):
+    pass
+
+
+class ServiceUnavailable(ReynoldsError):
+    pass

@@ -1,0 +1,71 @@
+"""Prometheus metrics Reynolds exports on /metrics (all prefixed ``reynolds_``).
+
+The Grafana dashboard and alert rules may only use names defined here or by agents'
+``AgentMetrics``; tests/unit/test_monitoring.py checks that.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.tasks_submitted = Counter("reynolds_tasks_submitted", "Tasks accepted", registry=registry)
+        self.tasks = Counter("reynolds_tasks", "Tasks finished, by final state", ["state"], registry=registry)
+        self.tasks_active = Gauge("reynolds_tasks_active", "Tasks running now", registry=registry)
+        self.subtasks = Counter(
+            "reynolds_subtasks", "Subtasks finished, by pool and final state", ["pool", "state"], registry=registry
+        )
+        self.subtask_duration = Histogram(
+            "reynolds_subtask_duration_seconds",
+            "Agent call duration of successful subtasks",
+            ["pool", "tool"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "reynolds_queue_depth", "Subtasks waiting or in flight per pool", ["pool"], registry=registry
+        )
+        self.queue_age = Gauge(
+            "reynolds_queue_oldest_age_seconds", "Age of the oldest queued subtask", ["pool"], registry=registry
+        )
+        self.agents = Gauge("reynolds_agents", "Replicas by health", ["pool", "state"], registry=registry)
+        self.circuit = Gauge(
+            "reynolds_circuit_state",
+            "Circuit per replica: 0 closed, 1 half-open, 2 open",
+            ["pool", "agent_id"],
+            registry=registry,
+        )
+        self.retries = Counter("reynolds_retries", "Attempts retried, by reason", ["pool", "reason"], registry=registry)
+        self.loop_refusals = Counter(
+            "reynolds_loop_refusals", "Handoffs or events refused by loop prevention", ["reason"], registry=registry
+        )
+        self.inflight = Gauge(
+            "reynolds_inflight_subtasks", "Agent calls in flight from this process", ["pool"], registry=registry
+        )
+        self.utilisation = Gauge(
+            "reynolds_agent_utilisation",
+            "In-flight calls / call slots of healthy replicas",
+            ["pool"],
+            registry=registry,
+        )
+        self.parallelism = Histogram(
+            "reynolds_task_parallelism",
+            "Sum of subtask busy time / task wall time, per finished task",
+            buckets=(0.5, 1, 1.5, 2, 3, 4, 6, 8, 12, 16, 32, 64),
+            registry=registry,
+        )
+        self.dispatch_overhead = Histogram(
+            "reynolds_dispatch_overhead_seconds",
+            "Time from a subtask being ready to its agent call starting",
+            ["pool"],
+            buckets=DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.ready = Gauge(
+            "reynolds_ready", "1 when Postgres and Redis answer and migrations are applied", registry=registry
+        )

@@ -1,0 +1,158 @@
+"""Wire and view models: the plan a client sends, and the task/subtask/agent views Reynolds returns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SUBTASK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+
+
+class TaskState(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class SubtaskState(StrEnum):
+    PENDING = "pending"  # waiting for dependencies
+    READY = "ready"  # dependencies done, stored, not yet handed to the queue
+    QUEUED = "queued"  # in a pool's stream (or waiting out a retry backoff)
+    RUNNING = "running"  # claimed by a dispatcher, call in flight
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # a dependency failed
+    CANCELLED = "cancelled"
+
+
+TERMINAL_SUBTASK_STATES = frozenset({"succeeded", "failed", "skipped", "cancelled"})
+TERMINAL_TASK_STATES = frozenset({"succeeded", "failed", "cancelled"})
+
+Strategy = Literal["parallel", "sequential", "auto"]
+
+
+class SubtaskSpec(BaseModel):
+    """One node of a plan: a tool call, what it depends on, how hard to try."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=SUBTASK_ID_PATTERN, description="unique within the plan")
+    tool: str = Field(min_length=1, max_length=200, description="tool name as an agent lists it")
+    pool: str | None = Field(None, description="pool to run on; found from the tool when omitted")
+    arguments: dict[str, Any] = Field(
+        default_factory=dict,
+        description='tool arguments; {"$from": "<dependency id>", "path": "a.b"} inserts a dependency\'s output',
+    )
+    depends_on: list[str] = Field(default_factory=list, description="ids that must succeed first")
+    retryable: bool = Field(False, description="retry when the tool itself reports an error")
+    timeout_s: float | None = Field(None, gt=0, le=86_400, description="per-call timeout for this subtask")
+    max_attempts: int | None = Field(None, ge=1, le=20)
+
+
+class Plan(BaseModel):
+    """A DAG of tool calls."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subtasks: list[SubtaskSpec] = Field(min_length=1)
+
+
+class PlannedSubtask(BaseModel):
+    """A validated subtask: pool resolved, references turned into dependencies, rank computed."""
+
+    id: str
+    tool: str
+    pool: str
+    arguments: dict[str, Any]
+    depends_on: list[str]
+    after: list[str] = Field(default_factory=list, description="ordering only (sequential strategy)")
+    retryable: bool
+    timeout_s: float | None
+    max_attempts: int | None
+    rank: float = Field(description="estimated seconds from the start of this subtask to the end of the plan")
+
+
+class PlanView(BaseModel):
+    """What Reynolds would run: order, pools and the critical path."""
+
+    strategy: Strategy
+    subtasks: list[PlannedSubtask]
+    levels: list[list[str]] = Field(description="subtasks grouped by the earliest wave they can run in")
+    critical_path: list[str]
+    estimated_makespan_s: float
+    estimated_total_work_s: float
+
+
+class SubtaskView(BaseModel):
+    id: str
+    tool: str
+    pool: str
+    state: SubtaskState
+    depends_on: list[str]
+    attempts: int
+    agent_id: str | None = None
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    result: Any = None
+    error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_s: float | None = None
+
+
+class TaskView(BaseModel):
+    task_id: str
+    state: TaskState
+    goal: str | None = None
+    strategy: Strategy = "parallel"
+    priority: int = 0
+    created_at: datetime
+    finished_at: datetime | None = None
+    duration_s: float | None = None
+    counts: dict[str, int] = Field(default_factory=dict, description="subtasks per state")
+    subtasks: list[SubtaskView] = Field(default_factory=list)
+    error: str | None = None
+    message: str | None = Field(None, description="Reynolds' closing words on the task")
+
+
+class TaskSummary(BaseModel):
+    task_id: str
+    state: TaskState
+    goal: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    counts: dict[str, int]
+
+
+class TaskList(BaseModel):
+    tasks: list[TaskSummary]
+    total: int
+    offset: int
+    limit: int
+
+
+class ReplicaView(BaseModel):
+    agent_id: str
+    url: str
+    agent_type: str
+    healthy: bool
+    circuit: Literal["closed", "half-open", "open"]
+    inflight: int
+    max_concurrency: int
+    last_heartbeat_s_ago: float | None
+    tools: list[str]
+    static: bool = Field(False, description="declared in the pools file rather than self-registered")
+
+
+class PoolView(BaseModel):
+    pool: str
+    replicas: list[ReplicaView]
+    tools: list[str]
+    queue_depth: int
+
+
+class AgentsView(BaseModel):
+    pools: list[PoolView]

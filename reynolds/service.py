@@ -1,0 +1,136 @@
+"""The running service: builds every component from settings and runs the background loops."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import anyio
+import httpx2
+import redis.asyncio as aioredis
+import structlog
+from anyio.abc import TaskGroup
+from prometheus_client import CollectorRegistry
+
+from reynolds import errors
+from reynolds.config import Settings
+from reynolds.dispatch import Dispatcher
+from reynolds.engine import Engine
+from reynolds.keys import Keys
+from reynolds.metrics import Metrics
+from reynolds.pools import load_pools
+from reynolds.queue import TaskQueue
+from reynolds.registry import Registry
+from reynolds.sessions import Sessions
+from reynolds.store import Store
+
+log = structlog.get_logger("reynolds.service")
+
+
+@dataclass
+class Service:
+    settings: Settings
+    redis: aioredis.Redis
+    store: Store
+    keys: Keys
+    queue: TaskQueue
+    registry: Registry
+    sessions: Sessions
+    engine: Engine
+    dispatcher: Dispatcher
+    metrics: Metrics
+
+    async def ready(self) -> tuple[bool, dict[str, str]]:
+        checks: dict[str, str] = {}
+        try:
+            await self.store.ping()
+            pending = await self.store.migrations_pending()
+            checks["postgres"] = "ok"
+            checks["migrations"] = "ok" if not pending else f"pending: {', '.join(pending)}"
+        except Exception as err:
+            checks["postgres"] = f"error: {err}"
+        try:
+            await self.redis.ping()
+            checks["redis"] = "ok"
+        except Exception as err:
+            checks["redis"] = f"error: {err}"
+        ok = all(v == "ok" for v in checks.values())
+        self.metrics.ready.set(1 if ok else 0)
+        return ok, checks
+
+
+async def connect_redis(url: str) -> aioredis.Redis:
+    redis = aioredis.from_url(url, health_check_interval=30)
+    try:
+        await redis.ping()
+    except (OSError, aioredis.RedisError) as err:
+        await redis.aclose()
+        raise errors.ServiceUnavailable(f"cannot reach Redis at {url}: {err}") from err
+    return redis
+
+
+@contextlib.asynccontextmanager
+async def running(settings: Settings, registry_for_metrics: CollectorRegistry | None = None) -> AsyncIterator[Service]:
+    """Connect, migrate, start the dispatcher and upkeep loops; on exit drain and close everything."""
+    store = await Store.connect(settings.database_url, settings.database_password, settings.database_schema)
+    redis = await connect_redis(settings.redis_url)
+    try:
+        applied = await store.migrate()
+        if applied:
+            log.info("migrations applied", migrations=applied)
+        keys = Keys(settings.key_prefix)
+        metrics = Metrics(registry_for_metrics or CollectorRegistry())
+        queue = TaskQueue(redis, keys)
+        registry = Registry(redis, keys, settings)
+        async with anyio.create_task_group() as tg:
+            sessions = Sessions(tg)
+            engine = Engine(settings, store, queue, registry, redis, keys, metrics)
+            dispatcher = Dispatcher(settings, engine, store, queue, registry, sessions, metrics, redis, keys)
+            service = Service(settings, redis, store, keys, queue, registry, sessions, engine, dispatcher, metrics)
+            await _connect_static_pools(service)
+            tg.start_soon(dispatcher.run)
+            tg.start_soon(_upkeep, service, tg)
+            try:
+                yield service
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await dispatcher.stop()
+                    await sessions.close_all()
+                tg.cancel_scope.cancel()
+    finally:
+        await redis.aclose()
+        await store.close()
+
+
+async def _connect_static_pools(service: Service) -> None:
+    """Open each extra pool from the pools file and learn its tools; a pool that fails is reported, not fatal."""
+    for spec in load_pools(service.settings.pools_file):
+        for index in range(spec.replicas):
+            replica = service.registry.add_static(spec, [], index)
+            try:
+                conn = await service.sessions.get(replica.endpoint(service.settings.agent_token))
+                replica.tools = [t.name for t in await conn.list_tools()]
+                await service.queue.ensure_group(spec.name)
+                log.info("extra pool connected", pool=spec.name, replica=replica.agent_id, tools=len(replica.tools))
+            except errors.ReynoldsError as err:
+                log.error("extra pool unavailable", pool=spec.name, replica=replica.agent_id, error=str(err))
+
+
+async def _upkeep(service: Service, tg: TaskGroup) -> None:
+    """Probe replicas, sweep orphans and deadlines, refresh gauges — each on its own cadence."""
+
+    async def every(seconds: float, what: str, fn) -> None:  # type: ignore[no-untyped-def]
+        while True:
+            try:
+                await fn()
+            except Exception as err:
+                log.warning("upkeep failed", what=what, error=str(err))
+            await anyio.sleep(seconds)
+
+    async with httpx2.AsyncClient(verify=False) as http:
+        tg.start_soon(every, service.settings.probe_interval_s, "probe", lambda: service.registry.probe_all(http))
+        tg.start_soon(every, 2.0, "sweep", service.engine.sweep)
+        tg.start_soon(every, 2.0, "gauges", service.engine.refresh_gauges)
+        tg.start_soon(every, 5.0, "ready", service.ready)
+        await anyio.sleep_forever()

@@ -1,0 +1,673 @@
+"""Postgres: tasks, subtasks, events and tool statistics. Every state change is a guarded UPDATE
+(``... WHERE state = 'x' RETURNING``), so concurrent Reynolds processes never both make it, and
+every change to one task's graph runs under that task's row lock."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import resources
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from reynolds import errors
+from reynolds.models import (
+    TERMINAL_SUBTASK_STATES,
+    PlannedSubtask,
+    SubtaskView,
+    TaskList,
+    TaskSummary,
+    TaskView,
+)
+
+OPEN_STATES = ("pending", "ready", "queued", "running")
+MIGRATION_LOCK = 7_271_000  # advisory lock id: one migrator at a time
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A subtask that may run now: what the queue needs to carry it."""
+
+    task_id: str
+    subtask_id: str
+    pool: str
+    rank: float
+    priority: int
+
+
+@dataclass
+class Claim:
+    task_id: str
+    subtask_id: str
+    tool: str
+    pool: str
+    arguments: dict[str, Any]
+    depends_on: list[str]
+    attempts: int
+    max_attempts: int | None
+    retryable: bool
+    timeout_s: float | None
+    last_agent_id: str | None
+    deadline: datetime | None
+    ready_at: datetime | None
+
+
+@dataclass
+class Transition:
+    """What one finished subtask set in motion."""
+
+    released: list[Ready] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    task_state: str | None = None  # set when this transition finished the task
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    found = []
+    for entry in resources.files("reynolds.migrations").iterdir():
+        match = re.fullmatch(r"(\d+)_(\w+)\.sql", entry.name)
+        if match:
+            found.append((int(match[1]), match[2], entry.read_text()))
+    return sorted(found)
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    return b"\x01" + json.dumps(value).encode()  # binary jsonb: a version byte, then the text
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return json.loads(data[1:])
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # binary format, because COPY (bulk insert of large plans) only speaks binary
+    await conn.set_type_codec(
+        "jsonb", encoder=_encode_jsonb, decoder=_decode_jsonb, schema="pg_catalog", format="binary"
+    )
+
+
+class Store:
+    def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
+        self.pool = pool
+        self.schema = schema
+
+    @classmethod
+    async def connect(cls, dsn: str, password: str = "", schema: str = "public", size: int = 10) -> Store:
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+            raise errors.InvalidRequest(f"database schema {schema!r} is not a plain lowercase identifier")
+        try:
+            try:
+                conn = await asyncpg.connect(dsn, password=password or None)
+            except asyncpg.InvalidCatalogNameError:
+                await _create_database(dsn, password)
+                conn = await asyncpg.connect(dsn, password=password or None)
+            try:
+                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            finally:
+                await conn.close()
+            pool = await asyncpg.create_pool(
+                dsn,
+                password=password or None,
+                min_size=1,
+                max_size=size,
+                init=_init_connection,
+                server_settings={"search_path": schema},
+            )
+        except (OSError, asyncpg.PostgresError) as err:
+            raise errors.ServiceUnavailable(f"cannot reach Postgres at {_safe_dsn(dsn)}: {err}") from err
+        return cls(pool, schema)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    # ------------------------------------------------------------------ migrations
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations in order; return the names applied."""
+        applied: list[str] = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            for version, name, sql in _migrations():
+                if version in done:
+                    continue
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
+                applied.append(f"{version:03d}_{name}")
+        return applied
+
+    async def migrations_pending(self) -> list[str]:
+        async with self.pool.acquire() as conn:
+            exists = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+            done = (
+                {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")} if exists else set()
+            )
+        return [f"{v:03d}_{n}" for v, n, _ in _migrations() if v not in done]
+
+    # ------------------------------------------------------------------ submission
+    async def create_task(
+        self,
+        task_id: UUID,
+        goal: str | None,
+        strategy: str,
+        priority: int,
+        plan: dict[str, Any],
+        deadline: datetime | None,
+        subtasks: Sequence[PlannedSubtask],
+    ) -> list[Ready]:
+        """Store a task and all its subtasks in one transaction; return the ones ready to queue."""
+        rows = []
+        ready: list[Ready] = []
+        for seq, s in enumerate(subtasks):
+            state = "pending" if s.depends_on or s.after else "ready"
+            if state == "ready":
+                ready.append(Ready(str(task_id), s.id, s.pool, s.rank, priority))
+            rows.append(
+                (
+                    task_id,
+                    s.id,
+                    seq,
+                    s.tool,
+                    s.pool,
+                    s.arguments,
+                    s.depends_on,
+                    s.after,
+                    state,
+                    s.rank,
+                    s.retryable,
+                    s.timeout_s,
+                    s.max_attempts,
+                    0,
+                )
+            )
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO tasks (id, goal, state, strategy, priority, plan, deadline)"
+                " VALUES ($1, $2, 'running', $3, $4, $5, $6)",
+                task_id,
+                goal,
+                strategy,
+                priority,
+                plan,
+                deadline,
+            )
+            await conn.copy_records_to_table(
+                "subtasks",
+                schema_name=self.schema,
+                records=rows,
+                columns=[
+                    "task_id",
+                    "id",
+                    "seq",
+                    "tool",
+                    "pool",
+                    "arguments",
+                    "depends_on",
+                    "after_ids",
+                    "state",
+                    "rank",
+                    "retryable",
+                    "timeout_s",
+                    "max_attempts",
+                    "handoff_depth",
+                ],
+            )
+            await conn.execute("UPDATE subtasks SET ready_at = now() WHERE task_id = $1 AND state = 'ready'", task_id)
+            await self._event(conn, task_id, None, "task_submitted", {"subtasks": len(rows), "strategy": strategy})
+        return ready
+
+    async def add_subtasks(
+        self, task_id: str, parent_id: str, depth: int, subtasks: Sequence[PlannedSubtask]
+    ) -> list[Ready]:
+        """Handoff: add subtasks to a running task (ids already validated as new)."""
+        ready: list[Ready] = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            task = await conn.fetchrow("SELECT state, priority FROM tasks WHERE id = $1 FOR UPDATE", UUID(task_id))
+            if task is None or task["state"] != "running":
+                raise errors.InvalidRequest(f"task {task_id} is not running; nothing was added")
+            seq = await conn.fetchval(
+                "SELECT coalesce(max(seq), 0) + 1 FROM subtasks WHERE task_id = $1", UUID(task_id)
+            )
+            done = {
+                r["id"]: r["state"]
+                for r in await conn.fetch("SELECT id, state FROM subtasks WHERE task_id = $1", UUID(task_id))
+            }
+            for i, s in enumerate(subtasks):
+                deps_open = any(done.get(d) != "succeeded" for d in s.depends_on)
+                state = "pending" if deps_open else "ready"
+                await conn.execute(
+                    "INSERT INTO subtasks (task_id, id, seq, tool, pool, arguments, depends_on, state, rank,"
+                    " retryable, timeout_s, max_attempts, handoff_depth, parent_id, ready_at)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
+                    " CASE WHEN $8 = 'ready' THEN now() END)",
+                    UUID(task_id),
+                    s.id,
+                    seq + i,
+                    s.tool,
+                    s.pool,
+                    s.arguments,
+                    s.depends_on,
+                    state,
+                    s.rank,
+                    s.retryable,
+                    s.timeout_s,
+                    s.max_attempts,
+                    depth,
+                    parent_id,
+                )
+                if state == "ready":
+                    ready.append(Ready(task_id, s.id, s.pool, s.rank, task["priority"]))
+            await self._event(
+                conn, UUID(task_id), parent_id, "handoff", {"added": [s.id for s in subtasks], "depth": depth}
+            )
+        return ready
+
+    async def mark_queued(self, items: Sequence[Ready]) -> None:
+        """Hand-over to Redis done: ready -> queued (a no-op for anything a dispatcher already claimed)."""
+        by_task: dict[str, list[str]] = {}
+        for r in items:
+            by_task.setdefault(r.task_id, []).append(r.subtask_id)
+        async with self.pool.acquire() as conn:
+            for task_id, ids in by_task.items():
+                await conn.execute(
+                    "UPDATE subtasks SET state = 'queued' WHERE task_id = $1 AND id = ANY($2) AND state = 'ready'",
+                    UUID(task_id),
+                    ids,
+                )
+
+    async def stale_ready(self, older_than_s: float, limit: int = 1000) -> list[Ready]:
+        """Subtasks stored as ready but never handed to Redis (their process died in between)."""
+        rows = await self.pool.fetch(
+            "SELECT s.task_id, s.id, s.pool, s.rank, t.priority FROM subtasks s JOIN tasks t ON t.id = s.task_id"
+            " WHERE s.state = 'ready' AND s.ready_at < now() - make_interval(secs => $1)"
+            " AND (s.not_before IS NULL OR s.not_before < now()) LIMIT $2",
+            older_than_s,
+            limit,
+        )
+        return [Ready(str(r["task_id"]), r["id"], r["pool"], r["rank"], r["priority"]) for r in rows]
+
+    # ------------------------------------------------------------------ dispatch
+    async def claim(self, task_id: str, subtask_id: str, owner: str, lease_s: float) -> tuple[Claim | None, str]:
+        """Take a subtask to run: ready/queued, or running under an expired lease. Returns (claim, why-not)."""
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "UPDATE subtasks s SET state = 'running', attempts = s.attempts + 1, lease_owner = $3,"
+                " lease_until = now() + make_interval(secs => $4), started_at = now(), not_before = NULL"
+                " FROM tasks t WHERE t.id = s.task_id AND s.task_id = $1 AND s.id = $2 AND t.state = 'running'"
+                " AND (s.state IN ('ready', 'queued') OR (s.state = 'running' AND s.lease_until < now()))"
+                " AND (s.not_before IS NULL OR s.not_before <= now() + interval '50 milliseconds')"
+                " RETURNING s.tool, s.pool, s.arguments, s.depends_on, s.attempts, s.max_attempts, s.retryable,"
+                " s.timeout_s, s.last_agent_id, t.deadline, s.ready_at",
+                UUID(task_id),
+                subtask_id,
+                owner,
+                lease_s,
+            )
+            if row is None:
+                current = await conn.fetchrow(
+                    "SELECT s.state, s.not_before > now() AS early, s.lease_until > now() AS leased,"
+                    " t.state AS task_state FROM subtasks s JOIN tasks t ON t.id = s.task_id"
+                    " WHERE s.task_id = $1 AND s.id = $2",
+                    UUID(task_id),
+                    subtask_id,
+                )
+                if current is None:
+                    return None, "gone"
+                if current["state"] == "running" and current["leased"]:
+                    return None, "leased"
+                if current["early"]:
+                    return None, "early"
+                return None, f"state {current['state']}, task {current['task_state']}"
+        return Claim(task_id, subtask_id, **dict(row)), ""
+
+    async def renew_leases(self, owner: str, lease_s: float) -> int:
+        result = await self.pool.execute(
+            "UPDATE subtasks SET lease_until = now() + make_interval(secs => $2)"
+            " WHERE lease_owner = $1 AND state = 'running'",
+            owner,
+            lease_s,
+        )
+        return int(result.split()[-1])
+
+    async def outputs(self, task_id: str, ids: Sequence[str]) -> dict[str, Any]:
+        rows = await self.pool.fetch(
+            "SELECT id, result FROM subtasks WHERE task_id = $1 AND id = ANY($2)", UUID(task_id), list(ids)
+        )
+        return {r["id"]: r["result"] for r in rows}
+
+    async def finish(
+        self,
+        task_id: str,
+        subtask_id: str,
+        owner: str,
+        state: str,
+        *,
+        result: Any = None,
+        error: str | None = None,
+        agent_id: str | None = None,
+    ) -> Transition | None:
+        """Record a terminal outcome and move the graph on. None if this owner no longer holds the subtask."""
+        assert state in TERMINAL_SUBTASK_STATES
+        tid = UUID(task_id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            task_state = await conn.fetchval("SELECT state FROM tasks WHERE id = $1 FOR UPDATE", tid)
+            row = await conn.fetchrow(
+                "UPDATE subtasks SET state = $4, result = $5, error = $6, agent_id = coalesce($7, agent_id),"
+                " last_agent_id = coalesce($7, last_agent_id), finished_at = now(), lease_owner = NULL,"
+                " lease_until = NULL WHERE task_id = $1 AND id = $2 AND state = 'running' AND lease_owner = $3"
+                " RETURNING id",
+                tid,
+                subtask_id,
+                owner,
+                state,
+                result,
+                error,
+                agent_id,
+            )
+            if row is None:
+                return None
+            await self._event(
+                conn, tid, subtask_id, f"subtask_{state}", {"agent_id": agent_id, **({"error": error} if error else {})}
+            )
+            return await self._advance(conn, tid, task_state, [subtask_id], failed=state != "succeeded")
+
+    async def _advance(
+        self, conn: asyncpg.Connection, tid: UUID, task_state: str, changed: list[str], failed: bool
+    ) -> Transition:
+        """After ``changed`` became terminal: skip what can no longer run, release what now can."""
+        out = Transition()
+        if failed:
+            rows = await conn.fetch(
+                "WITH RECURSIVE doomed(id) AS ("
+                "  SELECT id FROM subtasks WHERE task_id = $1 AND depends_on && $2::text[]"
+                "  UNION SELECT s.id FROM subtasks s JOIN doomed d ON s.depends_on @> ARRAY[d.id]"
+                "  WHERE s.task_id = $1)"
+                " UPDATE subtasks SET state = 'skipped', finished_at = now(),"
+                "  error = 'not run: dependency ' || array_to_string($2::text[], ', ') || ' did not succeed'"
+                " WHERE task_id = $1 AND id IN (SELECT id FROM doomed) AND state = 'pending' RETURNING id",
+                tid,
+                changed,
+            )
+            out.skipped = [r["id"] for r in rows]
+            if out.skipped:
+                await self._event(conn, tid, None, "subtasks_skipped", {"ids": out.skipped, "because": changed})
+        if task_state == "running":
+            rows = await conn.fetch(
+                "UPDATE subtasks s SET state = 'ready', ready_at = now()"
+                " FROM tasks t WHERE t.id = s.task_id AND s.task_id = $1 AND s.state = 'pending'"
+                " AND (s.depends_on && $2::text[] OR s.after_ids && $2::text[])"
+                " AND NOT EXISTS (SELECT 1 FROM subtasks d WHERE d.task_id = $1 AND d.id = ANY(s.depends_on)"
+                "   AND d.state <> 'succeeded')"
+                " AND NOT EXISTS (SELECT 1 FROM subtasks d WHERE d.task_id = $1 AND d.id = ANY(s.after_ids)"
+                "   AND d.state IN ('pending', 'ready', 'queued', 'running'))"
+                " RETURNING s.id, s.pool, s.rank, t.priority",
+                tid,
+                [*changed, *out.skipped],
+            )
+            out.released = [Ready(str(tid), r["id"], r["pool"], r["rank"], r["priority"]) for r in rows]
+        if not out.released:
+            out.task_state = await self._maybe_finish_task(conn, tid)
+        return out
+
+    async def _maybe_finish_task(self, conn: asyncpg.Connection, tid: UUID) -> str | None:
+        if await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM subtasks WHERE task_id = $1 AND state = ANY($2))", tid, list(OPEN_STATES)
+        ):
+            return None
+        final = await conn.fetchval(
+            "UPDATE tasks SET state = CASE WHEN EXISTS (SELECT 1 FROM subtasks WHERE task_id = $1"
+            "   AND state <> 'succeeded') THEN 'failed' ELSE 'succeeded' END, finished_at = now()"
+            " WHERE id = $1 AND state = 'running' RETURNING state",
+            tid,
+        )
+        if final:
+            await self._event(conn, tid, None, f"task_{final}", {})
+        return final
+
+    async def schedule_retry(
+        self, task_id: str, subtask_id: str, owner: str, error: str, delay_s: float, agent_id: str | None
+    ) -> bool:
+        """Put a failed attempt back as ready after ``delay_s`` (the queue's delayed set carries it)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "UPDATE subtasks SET state = 'ready', error = $4, last_agent_id = coalesce($6, last_agent_id),"
+                " not_before = now() + make_interval(secs => $5), ready_at = now() + make_interval(secs => $5),"
+                " lease_owner = NULL, lease_until = NULL"
+                " WHERE task_id = $1 AND id = $2 AND state = 'running' AND lease_owner = $3 RETURNING attempts",
+                UUID(task_id),
+                subtask_id,
+                owner,
+                error,
+                delay_s,
+                agent_id,
+            )
+            if row is not None:
+                await self._event(
+                    conn,
+                    UUID(task_id),
+                    subtask_id,
+                    "subtask_retry",
+                    {"attempt": row["attempts"], "error": error, "delay_s": round(delay_s, 3), "agent_id": agent_id},
+                )
+        return row is not None
+
+    async def release_lease(self, task_id: str, subtask_id: str, owner: str) -> bool:
+        """Give a claimed subtask back untouched (this process is shutting down mid-call)."""
+        result = await self.pool.execute(
+            "UPDATE subtasks SET state = 'queued', attempts = greatest(attempts - 1, 0), lease_owner = NULL,"
+            " lease_until = NULL WHERE task_id = $1 AND id = $2 AND state = 'running' AND lease_owner = $3",
+            UUID(task_id),
+            subtask_id,
+            owner,
+        )
+        return result.endswith(" 1")
+
+    # ------------------------------------------------------------------ cancellation and deadlines
+    async def cancel_task(self, task_id: str, reason: str, final_state: str = "cancelled") -> bool:
+        """Stop a running task: every unfinished subtask becomes cancelled. False if it had already ended."""
+        tid = UUID(task_id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            changed = await conn.fetchval(
+                "UPDATE tasks SET state = $2, error = $3, finished_at = now() WHERE id = $1 AND state = 'running'"
+                " RETURNING id",
+                tid,
+                final_state,
+                reason,
+            )
+            if changed is None:
+                return False
+            await conn.execute(
+                "UPDATE subtasks SET state = 'cancelled', error = $2, finished_at = now(), lease_owner = NULL,"
+                " lease_until = NULL WHERE task_id = $1 AND state = ANY($3)",
+                tid,
+                reason,
+                list(OPEN_STATES),
+            )
+            await self._event(conn, tid, None, f"task_{final_state}", {"reason": reason})
+        return True
+
+    async def overdue_tasks(self) -> list[str]:
+        rows = await self.pool.fetch("SELECT id FROM tasks WHERE state = 'running' AND deadline < now() LIMIT 100")
+        return [str(r["id"]) for r in rows]
+
+    # ------------------------------------------------------------------ views
+    async def task_exists(self, task_id: str) -> bool:
+        return bool(await self.pool.fetchval("SELECT EXISTS (SELECT 1 FROM tasks WHERE id = $1)", UUID(task_id)))
+
+    async def task_state(self, task_id: str) -> str | None:
+        return await self.pool.fetchval("SELECT state FROM tasks WHERE id = $1", UUID(task_id))
+
+    async def progress(self, task_id: str) -> dict[str, int]:
+        rows = await self.pool.fetch(
+            "SELECT state, count(*) AS n FROM subtasks WHERE task_id = $1 GROUP BY state", UUID(task_id)
+        )
+        return {r["state"]: r["n"] for r in rows}
+
+    async def task_view(self, task_id: str, include_subtasks: bool = True) -> TaskView:
+        tid = UUID(task_id)
+        task = await self.pool.fetchrow("SELECT * FROM tasks WHERE id = $1", tid)
+        if task is None:
+            raise errors.NotFound(f"no task {task_id}")
+        counts = await self.progress(task_id)
+        subtasks = []
+        if include_subtasks:
+            for r in await self.pool.fetch("SELECT * FROM subtasks WHERE task_id = $1 ORDER BY seq", tid):
+                subtasks.append(
+                    SubtaskView(
+                        id=r["id"],
+                        tool=r["tool"],
+                        pool=r["pool"],
+                        state=r["state"],
+                        depends_on=r["depends_on"],
+                        attempts=r["attempts"],
+                        agent_id=r["agent_id"],
+                        arguments=r["arguments"],
+                        result=r["result"],
+                        error=r["error"],
+                        started_at=r["started_at"],
+                        finished_at=r["finished_at"],
+                        duration_s=_seconds(r["started_at"], r["finished_at"]),
+                    )
+                )
+        return TaskView(
+            task_id=str(task["id"]),
+            state=task["state"],
+            goal=task["goal"],
+            strategy=task["strategy"],
+            priority=task["priority"],
+            created_at=task["created_at"],
+            finished_at=task["finished_at"],
+            duration_s=_seconds(task["created_at"], task["finished_at"]),
+            counts=counts,
+            subtasks=subtasks,
+            error=task["error"],
+            message=task["message"],
+        )
+
+    async def list_tasks(self, state: str | None, limit: int, offset: int) -> TaskList:
+        rows = await self.pool.fetch(
+            "SELECT id, state, goal, created_at, finished_at, count(*) OVER () AS total FROM tasks"
+            " WHERE $1::text IS NULL OR state = $1 ORDER BY created_at DESC LIMIT $2 OFFSET $3",
+            state,
+            limit,
+            offset,
+        )
+        tasks = []
+        for r in rows:
+            tasks.append(
+                TaskSummary(
+                    task_id=str(r["id"]),
+                    state=r["state"],
+                    goal=r["goal"],
+                    created_at=r["created_at"],
+                    finished_at=r["finished_at"],
+                    counts=await self.progress(str(r["id"])),
+                )
+            )
+        total = (
+            rows[0]["total"]
+            if rows
+            else await self.pool.fetchval("SELECT count(*) FROM tasks WHERE $1::text IS NULL OR state = $1", state)
+        )
+        return TaskList(tasks=tasks, total=total, offset=offset, limit=limit)
+
+    async def subtask_ids(self, task_id: str) -> set[str]:
+        rows = await self.pool.fetch("SELECT id FROM subtasks WHERE task_id = $1", UUID(task_id))
+        return {r["id"] for r in rows}
+
+    async def subtask_depth(self, task_id: str, subtask_id: str) -> int | None:
+        return await self.pool.fetchval(
+            "SELECT handoff_depth FROM subtasks WHERE task_id = $1 AND id = $2", UUID(task_id), subtask_id
+        )
+
+    async def handoff_chain(self, task_id: str, subtask_id: str) -> list[tuple[str, Any]]:
+        """(tool, arguments) of ``subtask_id`` and each handoff parent above it."""
+        rows = await self.pool.fetch(
+            "WITH RECURSIVE chain(id, tool, arguments, parent_id) AS ("
+            "  SELECT id, tool, arguments, parent_id FROM subtasks WHERE task_id = $1 AND id = $2"
+            "  UNION ALL SELECT s.id, s.tool, s.arguments, s.parent_id FROM subtasks s"
+            "  JOIN chain c ON s.id = c.parent_id WHERE s.task_id = $1)"
+            " SELECT tool, arguments FROM chain",
+            UUID(task_id),
+            subtask_id,
+        )
+        return [(r["tool"], r["arguments"]) for r in rows]
+
+    async def set_message(self, task_id: str, message: str) -> None:
+        await self.pool.execute("UPDATE tasks SET message = $2 WHERE id = $1", UUID(task_id), message)
+
+    async def event(self, task_id: str, subtask_id: str | None, kind: str, data: dict[str, Any]) -> None:
+        async with self.pool.acquire() as conn:
+            await self._event(conn, UUID(task_id), subtask_id, kind, data)
+
+    async def event_count(self, task_id: str) -> int:
+        return await self.pool.fetchval("SELECT count(*) FROM events WHERE task_id = $1", UUID(task_id))
+
+    async def events(self, task_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT subtask_id, kind, data, at FROM events WHERE task_id = $1 ORDER BY id LIMIT $2",
+            UUID(task_id),
+            limit,
+        )
+        return [dict(r) for r in rows]
+
+    async def _event(
+        self, conn: asyncpg.Connection, tid: UUID, subtask_id: str | None, kind: str, data: dict[str, Any]
+    ) -> None:
+        await conn.execute(
+            "INSERT INTO events (task_id, subtask_id, kind, data) VALUES ($1, $2, $3, $4)", tid, subtask_id, kind, data
+        )
+
+    # ------------------------------------------------------------------ learning
+    async def record_stat(self, pool: str, tool: str, ok: bool, seconds: float, error: str | None = None) -> None:
+        await self.pool.execute(
+            "INSERT INTO tool_stats AS t (pool, tool, successes, failures, total_seconds, ewma_seconds, last_error)"
+            " VALUES ($1, $2, $3::int, 1 - $3::int, $4, $4, $5)"
+            " ON CONFLICT (pool, tool) DO UPDATE SET successes = t.successes + $3::int,"
+            " failures = t.failures + 1 - $3::int, total_seconds = t.total_seconds + $4,"
+            " ewma_seconds = CASE WHEN $3::int = 1 THEN coalesce(0.8 * t.ewma_seconds + 0.2 * $4, $4)"
+            " ELSE t.ewma_seconds END,"
+            " last_error = coalesce($5, t.last_error), updated_at = now()",
+            pool,
+            tool,
+            int(ok),
+            seconds,
+            error,
+        )
+
+    async def duration_estimates(self) -> dict[tuple[str, str], float]:
+        rows = await self.pool.fetch("SELECT pool, tool, ewma_seconds FROM tool_stats WHERE ewma_seconds IS NOT NULL")
+        return {(r["pool"], r["tool"]): r["ewma_seconds"] for r in rows}
+
+    async def ping(self) -> None:
+        await self.pool.fetchval("SELECT 1")
+
+
+async def _create_database(dsn: str, password: str) -> None:
+    """First start against a fresh server: create the configured database (needs CREATEDB)."""
+    base, _, name = dsn.rpartition("/")
+    name = name.split("?", 1)[0]
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", name):
+        raise errors.ServiceUnavailable(f"database {name!r} does not exist and is not a plain name to create")
+    conn = await asyncpg.connect(f"{base}/postgres", password=password or None)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    except asyncpg.DuplicateDatabaseError:
+        pass  # another process created it first
+    finally:
+        await conn.close()
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    return round((end - start).total_seconds(), 3) if start and end else None
+
+
+def _safe_dsn(dsn: str) -> str:
+    return re.sub(r"//([^:@/]+):[^@/]*@", r"//\1:***@", dsn)
