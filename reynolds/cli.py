@@ -250,6 +250,17 @@ def cancel(task_id: str, url: str, token: str | None) -> None:
 
 
 @main.command()
+@click.argument("pool")
+@click.argument("replicas", type=click.IntRange(0, 50))
+@url_option
+@token_option
+def scale(pool: str, replicas: int, url: str, token: str | None) -> None:
+    """Set POOL to REPLICAS replicas (Reynolds needs the Docker socket)."""
+    result = _run_client(url, token, "scale_pool", {"pool": pool, "replicas": replicas})
+    click.echo(result["message"])
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True)
 @url_option
 @token_option

@@ -72,6 +72,14 @@ class Settings(BaseSettings):
     max_handoff_subtasks: int = Field(50, ge=1, description="subtasks one handoff may add")
     max_events_per_task: int = Field(100_000, ge=100)
 
+    # --- scaling (Docker API: the socket must be mounted into Reynolds)
+    compose_project: str | None = Field(None, description="compose project to scale; found from labels if unset")
+    autoscale: bool = Field(False, description="size agent pools from queue depth and age")
+    autoscale_pools: list[str] = Field(default_factory=lambda: ["devops", "platform", "code"])
+    autoscale_min: int = Field(1, ge=0)
+    autoscale_max: int = Field(10, ge=1)
+    autoscale_interval_s: float = Field(15.0, gt=0)
+
     # --- presentation
     personality: Literal["on", "off"] = "on"
     log_level: str = "INFO"

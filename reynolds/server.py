@@ -35,7 +35,8 @@ from reynolds.models import (
     TaskView,
 )
 from reynolds.registry import Replica
-from reynolds.service import Service, running
+from reynolds.scaling import ScaleResult
+from reynolds.service import Service, running, scale
 
 log = structlog.get_logger("reynolds.server")
 
@@ -117,6 +118,16 @@ def client_server(holder: Holder) -> MCPServer:
     async def list_agents() -> AgentsView:
         """Pools and their replicas: health, circuit state, load, and the tools each pool offers."""
         return await agents_view(holder.get())
+
+    @mcp.tool()
+    async def scale_pool(
+        pool: Annotated[str, Field(min_length=1, max_length=64)],
+        replicas: Annotated[int, Field(ge=0, le=50)],
+    ) -> ScaleResult:
+        """Set the number of replicas of an agent pool (devops, platform, code) through the Docker API: on
+        Compose, containers are added or removed like `docker compose up --scale`; on Swarm, the service is
+        updated. New replicas register themselves; list_agents shows them within seconds."""
+        return await scale(holder.get(), pool, replicas)
 
     @mcp.resource("reynolds://tasks/{task_id}", mime_type="application/json")
     async def task_resource(task_id: str) -> str:

@@ -14,6 +14,7 @@ from anyio.abc import TaskGroup
 from prometheus_client import CollectorRegistry
 
 from reynolds import errors
+from reynolds.autoscale import Autoscaler, Policy, PoolLoad
 from reynolds.config import Settings
 from reynolds.dispatch import Dispatcher
 from reynolds.engine import Engine
@@ -22,6 +23,7 @@ from reynolds.metrics import Metrics
 from reynolds.pools import load_pools
 from reynolds.queue import TaskQueue
 from reynolds.registry import Registry
+from reynolds.scaling import ScaleResult, scale_pool
 from reynolds.sessions import Sessions
 from reynolds.store import Store
 
@@ -91,6 +93,8 @@ async def running(settings: Settings, registry_for_metrics: CollectorRegistry | 
             await _connect_static_pools(service)
             tg.start_soon(dispatcher.run)
             tg.start_soon(_upkeep, service, tg)
+            if settings.autoscale:
+                tg.start_soon(_autoscaler(service).run)
             try:
                 yield service
             finally:
@@ -115,6 +119,26 @@ async def _connect_static_pools(service: Service) -> None:
                 log.info("extra pool connected", pool=spec.name, replica=replica.agent_id, tools=len(replica.tools))
             except errors.ReynoldsError as err:
                 log.error("extra pool unavailable", pool=spec.name, replica=replica.agent_id, error=str(err))
+
+
+async def scale(service: Service, pool: str, replicas: int) -> ScaleResult:
+    """Set a pool's replica count through the Docker API (blocking SDK calls run in a worker thread)."""
+    return await anyio.to_thread.run_sync(scale_pool, pool, replicas, service.settings.compose_project)
+
+
+def _autoscaler(service: Service) -> Autoscaler:
+    async def read_load(pool: str) -> PoolLoad:
+        depth, age = await service.queue.depth(pool)
+        return PoolLoad(depth=depth, oldest_age_s=age, replicas=len(await service.registry.replicas(pool)))
+
+    s = service.settings
+    return Autoscaler(
+        s.autoscale_pools,
+        read_load,
+        lambda pool, n: scale(service, pool, n),
+        Policy(min_replicas=s.autoscale_min, max_replicas=s.autoscale_max),
+        interval_s=s.autoscale_interval_s,
+    )
 
 
 async def _upkeep(service: Service, tg: TaskGroup) -> None:
