@@ -1,0 +1,114 @@
+"""What every benchmark shares: a real cluster with quiet logs, machine facts, percentiles, process memory,
+a direct MCP session to an agent replica, and printing the one JSON document a benchmark produces."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from tests.integration.cluster import Cluster, Proc, cluster
+
+# Logging at INFO costs measurable time per call on two cores; benchmarks measure routing, not logging.
+QUIET = {"REYNOLDS_LOG_LEVEL": "WARNING", "AGENT_LOG_LEVEL": "WARNING"}
+AGENT_MAX_CONCURRENCY = 16  # the agent runtime's default, stated so results say what they ran with
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
+
+
+def rss_kib(pid: int) -> dict[str, int]:
+    """VmRSS (now) and VmHWM (peak over the process's life) of a process, in KiB, from /proc."""
+    found: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            found[name] = int(value.split()[0])
+    return found
+
+
+@contextlib.contextmanager
+def bench_cluster(**settings: str) -> Iterator[Cluster]:
+    """A cluster in a throwaway directory with quiet logs; every process is stopped on the way out."""
+    with tempfile.TemporaryDirectory(prefix="reynolds-bench-") as tmp, cluster(Path(tmp), **QUIET, **settings) as c:
+        yield c
+
+
+def start_workbench(c: Cluster, reynolds: Proc, replicas: int, max_concurrency: int) -> list[Proc]:
+    agents = [
+        c.start_agent("workbench", reynolds=reynolds, AGENT_MAX_CONCURRENCY=str(max_concurrency))
+        for _ in range(replicas)
+    ]
+    c.wait_registered([a.name for a in agents])
+    return agents
+
+
+@contextlib.asynccontextmanager
+async def agent_session(agent: Proc, token: str) -> AsyncIterator[Client]:
+    """One long-lived MCP session to a replica, opened the way Reynolds opens its own (reynolds/sessions.py)."""
+    limits = httpx2.Limits(max_connections=256, max_keepalive_connections=64)
+    async with (
+        httpx2.AsyncClient(
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=httpx2.Timeout(10.0, read=None),
+            limits=limits,
+        ) as http,
+        Client(streamable_http_client(agent.env["AGENT_URL"], http_client=http)) as client,
+    ):
+        yield client
+
+
+def parse_time(value: str | None) -> float | None:
+    """A timestamp from a TaskView (ISO 8601) as epoch seconds."""
+    return None if value is None else datetime.fromisoformat(value).timestamp()
+
+
+def arguments(description: str) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(description=description)
+
+
+def emit(document: dict[str, Any]) -> None:
+    json.dump(document, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
