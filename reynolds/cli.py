@@ -290,9 +290,9 @@ def agents(as_json: bool, url: str, token: str | None) -> None:
 def _print_task(task: dict[str, Any]) -> None:
     out = Console()
     out.print(f"[bold]{task['task_id']}[/] {_state(task['state'])}  {_counts(task.get('counts', {}))}")
-    table = Table("subtask", "tool", "pool", "state", "tries", "agent", "seconds", "result / error")
+    table = Table("subtask", "tool", "pool", "state", "tries", "agent", "seconds")
+    table.add_column("result / error", overflow="ellipsis", no_wrap=True, max_width=60)
     for s in task.get("subtasks", []):
-        detail = s.get("error") or json.dumps(s.get("result"))[:80]
         seconds = f"{s['duration_s']:.2f}" if s.get("duration_s") is not None else ""
         table.add_row(
             s["id"],
@@ -302,11 +302,21 @@ def _print_task(task: dict[str, Any]) -> None:
             str(s["attempts"]),
             s.get("agent_id") or "",
             seconds,
-            detail,
+            _outcome(s),
         )
     out.print(table)
     if task.get("message"):
         out.print(task["message"])
+
+
+def _outcome(subtask: dict[str, Any]) -> str:
+    """The error, or the result's own summary when it has one, else the result as compact JSON."""
+    if subtask.get("error"):
+        return str(subtask["error"])
+    result = subtask.get("result")
+    if isinstance(result, dict) and isinstance(result.get("summary"), str):
+        return result["summary"]
+    return json.dumps(result, separators=(",", ":")) if result is not None else ""
 
 
 def _state(state: str) -> str:

@@ -231,7 +231,11 @@ class Engine:
                             last_done = done
                         last_report = time.monotonic()
                     await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-        return await self.store.task_view(task_id)
+        view = await self.store.task_view(task_id)
+        if view.state in TERMINAL_TASK_STATES and view.message is None:
+            # the finishing process stores the message just after the state; it is deterministic, so say it now
+            view.message = closing_message(view, self.settings.personality)
+        return view
 
     # ------------------------------------------------------------------ upkeep
     async def sweep(self) -> None:
