@@ -11,7 +11,6 @@ import os
 import platform
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +33,8 @@ def machine() -> dict[str, Any]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        # other work on the machine skews results; the 1-minute load average at the end says how busy it was
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
     }
 
 
@@ -104,11 +105,3 @@ def emit(document: dict[str, Any]) -> None:
     json.dump(document, sys.stdout, indent=2)
     sys.stdout.write("\n")
     sys.stdout.flush()
-
-
-class Stopwatch:
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start
