@@ -188,6 +188,10 @@ class Dispatcher:
         claim: Claim | None = None
         scope = anyio.CancelScope()
         key = (message.task_id, message.subtask_id)
+        # every log line of this call carries its ids (contextvars are per task, so calls do not mix)
+        structlog.contextvars.bind_contextvars(
+            task_id=message.task_id, subtask_id=message.subtask_id, pool=message.pool, agent_id=replica.agent_id
+        )
         try:
             claim, why = await self.store.claim(
                 message.task_id, message.subtask_id, self.consumer, self.settings.visibility_timeout_s
@@ -203,6 +207,7 @@ class Dispatcher:
                     self.registry.call_finished(replica, None)
                     self.registry.call_started(other)
                     replica = other
+                    structlog.contextvars.bind_contextvars(agent_id=replica.agent_id)
             arguments = claim.arguments
             if claim.depends_on:
                 try:

@@ -232,6 +232,9 @@ class Engine:
                         last_report = time.monotonic()
                     await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
         view = await self.store.task_view(task_id)
+        if progress and view.state in TERMINAL_TASK_STATES:
+            total = sum(view.counts.values())
+            await progress(total, total, f"task {view.state}")
         if view.state in TERMINAL_TASK_STATES and view.message is None:
             # the finishing process stores the message just after the state; it is deterministic, so say it now
             view.message = closing_message(view, self.settings.personality)
