@@ -17,11 +17,13 @@ from bench.common import (
     AGENT_MAX_CONCURRENCY,
     arguments,
     bench_cluster,
+    check_succeeded,
     emit,
     machine,
     ms,
     parse_time,
     percentile,
+    settings,
     start_workbench,
 )
 from reynolds.client import call
@@ -72,13 +74,11 @@ async def run_plan(c: Cluster, reynolds: Proc, subtasks: list[dict[str, Any]]) -
             "orchestrate",
             {"plan": {"subtasks": [{"id": "w", "tool": "sleep", "arguments": {"seconds": 0.01}}]}},
         )
-        if warm["state"] != "succeeded":
-            raise RuntimeError(f"warm-up task ended {warm['state']}: {warm.get('error')}")
+        check_succeeded(warm, "warm-up task")
         started = time.perf_counter()
         task = await call(client, "orchestrate", {"plan": {"subtasks": subtasks}})
         wall = time.perf_counter() - started
-    if task["state"] != "succeeded":
-        raise RuntimeError(f"task ended {task['state']}: {task.get('error')} {task.get('counts')}")
+    check_succeeded(task)
     return task, wall
 
 
@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         {
             "benchmark": "makespan",
             "machine": machine(),
+            "settings": settings(),
             "parameters": {
                 "nodes": args.nodes,
                 "seed": args.seed,

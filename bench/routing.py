@@ -26,11 +26,13 @@ from bench.common import (
     agent_session,
     arguments,
     bench_cluster,
+    check_succeeded,
     emit,
     machine,
     ms,
     parse_time,
     percentile,
+    settings,
     start_workbench,
 )
 from reynolds.client import call
@@ -94,20 +96,17 @@ async def routed(c: Cluster, reynolds: Proc, n: int, concurrency: int, serial: i
     """One orchestrate of N independent echo subtasks (wait=true); then ``serial`` one-subtask tasks one by one."""
     async with c.client(reynolds) as client:
         warm = await call(client, "orchestrate", {"plan": echo_plan(concurrency)})
-        if warm["state"] != "succeeded":
-            raise RuntimeError(f"warm-up task ended {warm['state']}: {warm.get('error')}")
+        check_succeeded(warm, "warm-up task")
         started = time.perf_counter()
         task = await call(client, "orchestrate", {"plan": echo_plan(n)})
         wall = time.perf_counter() - started
-        if task["state"] != "succeeded":
-            raise RuntimeError(f"task ended {task['state']}: {task.get('error')} {task.get('counts')}")
+        check_succeeded(task)
         unloaded = []
         for i in range(serial):
             t0 = time.perf_counter()
             one = await call(client, "orchestrate", {"plan": echo_plan(1)})
             unloaded.append(time.perf_counter() - t0)
-            if one["state"] != "succeeded":
-                raise RuntimeError(f"serial task {i} ended {one['state']}: {one.get('error')}")
+            check_succeeded(one, f"serial task {i}")
     in_call = [parse_time(s["finished_at"]) - parse_time(s["started_at"]) for s in task["subtasks"]]
     duration = task["duration_s"]
     return {
@@ -141,6 +140,7 @@ def main(argv: list[str] | None = None) -> None:
         {
             "benchmark": "routing",
             "machine": machine(),
+            "settings": settings(),
             "parameters": {
                 "n": args.n,
                 "replicas": args.replicas,

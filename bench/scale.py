@@ -17,10 +17,12 @@ from bench.common import (
     AGENT_MAX_CONCURRENCY,
     arguments,
     bench_cluster,
+    check_succeeded,
     emit,
     machine,
     parse_time,
     rss_kib,
+    settings,
     start_workbench,
 )
 from reynolds.client import call
@@ -40,8 +42,7 @@ async def measure(c: Cluster, reynolds: Proc, size: int) -> dict[str, Any]:
     pid = reynolds.popen.pid
     async with c.client(reynolds) as client:
         warm = await call(client, "orchestrate", {"plan": echo_plan(10)})
-        if warm["state"] != "succeeded":
-            raise RuntimeError(f"warm-up task ended {warm['state']}")
+        check_succeeded(warm, "warm-up task")
         baseline = rss_kib(pid)
         sampled = [baseline["VmRSS"]]
         done = anyio.Event()
@@ -74,8 +75,7 @@ async def measure(c: Cluster, reynolds: Proc, size: int) -> dict[str, Any]:
         view = await call(client, "get_task", {"task_id": task_id})
         get_task_s = time.perf_counter() - t0
         after_view = rss_kib(pid)
-    if summary["state"] != "succeeded" or view["counts"].get("succeeded") != size:
-        raise RuntimeError(f"task ended {summary['state']} with counts {summary['counts']}")
+    check_succeeded(view)
     duration = parse_time(summary["finished_at"]) - parse_time(summary["created_at"])
     return {
         "subtasks": size,
@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         {
             "benchmark": "scale",
             "machine": machine(),
+            "settings": settings(),
             "parameters": {
                 "sizes": sizes,
                 "replicas": args.replicas,
