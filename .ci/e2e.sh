@@ -112,6 +112,13 @@ compose_v2() {
 validate() {
   "${compose[@]}" config --quiet
   docker compose -f docker-compose.orchestration.yaml config --quiet
+  # The Swarm form of the same file, where the client can check it (`docker stack config`, client >= 23).
+  if docker stack config --help 2>/dev/null | grep -q 'Usage:.*stack config'; then
+    python3 scripts/stack-config.py | docker stack config -c - >/dev/null
+    echo "docker stack config: ok"
+  else
+    echo "docker stack config: not available in this docker client, not checked"
+  fi
 }
 
 run_tests() {

@@ -9,6 +9,7 @@ from collections import Counter
 import anyio
 import pytest
 
+from reynolds.client import connect
 from tests.e2e.conftest import System, Tool, by_id, eventually, explain
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
@@ -183,8 +184,10 @@ async def test_scale_a_pool_up_and_down(system: System, tool: Tool) -> None:
     assert len(system.containers("platform-agent", running_only=False)) == 2
     await eventually(lambda: healthy_count("platform", 2), 90, "list_agents to drop the removed replicas")
 
-    with pytest.raises(Exception, match="unknown pool"):
-        await tool("scale_pool", pool="nope", replicas=1)
+    async with connect(system.url, system.token) as client:
+        refused = await client.call_tool("scale_pool", {"pool": "nope", "replicas": 1})
+    assert refused.is_error
+    assert "unknown pool 'nope'" in refused.content[0].text
 
 
 async def test_finished_task_survives_down_and_up(system: System, tool: Tool) -> None:
