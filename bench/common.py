@@ -84,6 +84,23 @@ def rss_kib(pid: int) -> dict[str, int]:
     return found
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds used by a set of processes between construction and ``used()``: shows where the work went."""
+
+    def __init__(self, procs: dict[str, Proc]) -> None:
+        self.pids = {name: p.popen.pid for name, p in procs.items() if p.popen is not None}
+        self.start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def used(self) -> dict[str, float]:
+        return {name: round(cpu_seconds(pid) - self.start[name], 3) for name, pid in self.pids.items()}
+
+
 @contextlib.contextmanager
 def bench_cluster(**extra: str) -> Iterator[Cluster]:
     """A cluster in a throwaway directory with quiet logs; every process is stopped on the way out."""

@@ -23,6 +23,7 @@ from mcp import Client
 from agents.runtime.idempotency import IDEMPOTENCY_META_KEY
 from bench.common import (
     AGENT_MAX_CONCURRENCY,
+    CpuMeter,
     agent_session,
     arguments,
     bench_cluster,
@@ -53,7 +54,9 @@ def summary(latencies: list[float]) -> dict[str, float | None]:
     }
 
 
-async def direct(agents: list[Proc], token: str, n: int, per_replica: int, serial: int) -> dict[str, Any]:
+async def direct(
+    agents: list[Proc], processes: dict[str, Proc], token: str, n: int, per_replica: int, serial: int
+) -> dict[str, Any]:
     """N echo calls over one session per replica, ``per_replica`` in flight on each; then ``serial`` one by one."""
     run = uuid.uuid4().hex[:8]
     async with contextlib.AsyncExitStack() as stack:
@@ -76,12 +79,14 @@ async def direct(agents: list[Proc], token: str, n: int, per_replica: int, seria
             for i in numbers:  # a shared iterator: each worker takes the next number
                 latencies.append(await one(client, i, "load"))
 
+        meter, own_cpu = CpuMeter(processes), time.process_time()
         started = time.perf_counter()
         async with anyio.create_task_group() as tg:
             for s in sessions:
                 for _ in range(per_replica):
                     tg.start_soon(worker, s)
         wall = time.perf_counter() - started
+        cpu = {**meter.used(), "benchmark_client": round(time.process_time() - own_cpu, 3)}
         unloaded = [await one(s, i, "serial") for i, s in zip(range(serial), itertools.cycle(sessions))]
     return {
         "calls": n,
@@ -89,17 +94,23 @@ async def direct(agents: list[Proc], token: str, n: int, per_replica: int, seria
         "throughput_per_s": round(n / wall, 1),
         "latency": summary(latencies),
         "unloaded_latency": summary(unloaded),
+        "cpu_s": cpu,
+        "cpu_ms_per_call": {name: round(seconds / n * 1000, 3) for name, seconds in cpu.items()},
     }
 
 
-async def routed(c: Cluster, reynolds: Proc, n: int, concurrency: int, serial: int) -> dict[str, Any]:
+async def routed(
+    c: Cluster, reynolds: Proc, processes: dict[str, Proc], n: int, concurrency: int, serial: int
+) -> dict[str, Any]:
     """One orchestrate of N independent echo subtasks (wait=true); then ``serial`` one-subtask tasks one by one."""
     async with c.client(reynolds) as client:
         warm = await call(client, "orchestrate", {"plan": echo_plan(concurrency)})
         check_succeeded(warm, "warm-up task")
+        meter = CpuMeter(processes)
         started = time.perf_counter()
         task = await call(client, "orchestrate", {"plan": echo_plan(n)})
         wall = time.perf_counter() - started
+        cpu = meter.used()
         check_succeeded(task)
         unloaded = []
         for i in range(serial):
@@ -119,6 +130,8 @@ async def routed(c: Cluster, reynolds: Proc, n: int, concurrency: int, serial: i
         "amortised_ms_per_call": ms(duration / n),
         "littles_law_mean_latency_ms": ms(duration * concurrency / n),
         "unloaded_orchestrate_round_trip": summary(unloaded),
+        "cpu_s": cpu,
+        "cpu_ms_per_call": {name: round(seconds / n * 1000, 3) for name, seconds in cpu.items()},
         "agents_used": sorted({s["agent_id"] for s in task["subtasks"]}),
     }
 
@@ -133,8 +146,9 @@ def main(argv: list[str] | None = None) -> None:
     with bench_cluster() as c:
         reynolds = c.start_reynolds()
         agents = start_workbench(c, reynolds, args.replicas, AGENT_MAX_CONCURRENCY)
-        d = anyio.run(direct, agents, c.agent_token, args.n, AGENT_MAX_CONCURRENCY, args.serial)
-        r = anyio.run(routed, c, reynolds, args.n, concurrency, args.serial)
+        processes = {"reynolds": reynolds, **{a.name: a for a in agents}}
+        d = anyio.run(direct, agents, processes, c.agent_token, args.n, AGENT_MAX_CONCURRENCY, args.serial)
+        r = anyio.run(routed, c, reynolds, processes, args.n, concurrency, args.serial)
     ratio = r["throughput_per_s"] / d["throughput_per_s"]
     emit(
         {
@@ -176,6 +190,7 @@ def main(argv: list[str] | None = None) -> None:
                 "routed.unloaded_orchestrate_round_trip": "client round trip of orchestrate(wait=true) with one "
                 "echo subtask, one at a time: everything Reynolds adds to a lone call",
                 "added_latency_ms": "routed minus direct for the matching measure",
+                "cpu_s": "CPU seconds each process used during the loaded run (Postgres and Redis not included)",
             },
         }
     )
