@@ -23,7 +23,8 @@ class Circuit:
     trial_running: bool = False
 
     def current(self, now: float | None = None) -> CircuitState:
-        if self.state == "open" and (now or time.monotonic()) - self.opened_at >= self.open_s:
+        now = time.monotonic() if now is None else now
+        if self.state == "open" and now - self.opened_at >= self.open_s:
             self.state = "half-open"
             self.trial_running = False
         return self.state
@@ -40,6 +41,10 @@ class Circuit:
     def started(self) -> None:
         if self.state == "half-open":
             self.trial_running = True
+
+    def released(self) -> None:
+        """The trial call ended without a verdict on the replica (cancelled, moved, lost its claim)."""
+        self.trial_running = False
 
     def succeeded(self) -> None:
         self.state, self.failures, self.trial_running = "closed", 0, False

@@ -234,6 +234,8 @@ class Registry:
         elif ok is False:
             h.failures += 1
             h.circuit.failed()
+        else:
+            h.circuit.released()
         self._invalidate_capacity()
 
     def _invalidate_capacity(self) -> None:

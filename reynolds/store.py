@@ -629,7 +629,7 @@ class Store:
     async def record_stat(self, pool: str, tool: str, ok: bool, seconds: float, error: str | None = None) -> None:
         await self.pool.execute(
             "INSERT INTO tool_stats AS t (pool, tool, successes, failures, total_seconds, ewma_seconds, last_error)"
-            " VALUES ($1, $2, $3::int, 1 - $3::int, $4, $4, $5)"
+            " VALUES ($1, $2, $3::int, 1 - $3::int, $4::float8, CASE WHEN $3::int = 1 THEN $4::float8 END, $5)"
             " ON CONFLICT (pool, tool) DO UPDATE SET successes = t.successes + $3::int,"
             " failures = t.failures + 1 - $3::int, total_seconds = t.total_seconds + $4,"
             " ewma_seconds = CASE WHEN $3::int = 1 THEN coalesce(0.8 * t.ewma_seconds + 0.2 * $4, $4)"

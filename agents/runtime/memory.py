@@ -66,8 +66,12 @@ class Memory:
             summary=message[:MAX_SUMMARY],
             signature="" if ok else failure_signature(message),
         )
-        with self._lock, self.path.open("a") as f:
-            f.write(outcome.model_dump_json() + "\n")
+        with self._lock, self.path.open("a+b") as f:
+            if f.tell() > 0:
+                f.seek(-1, 2)
+                if f.read(1) != b"\n":
+                    f.write(b"\n")  # a crash tore the last line; do not glue this record onto it
+            f.write(outcome.model_dump_json().encode() + b"\n")
 
     def outcomes(self) -> list[Outcome]:
         if not self.path.exists():

@@ -19,7 +19,10 @@ from agents.runtime.layers import resolve_inside
 
 # Variables a command may inherit; everything else (tokens, keys, passwords) is dropped.
 INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
-SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
+# whole name parts only: GITHUB_TOKEN and API_KEY are secrets, GIT_AUTHOR_NAME is not
+SECRET_NAME = re.compile(
+    r"(^|_)(TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|KEY|CREDENTIALS?|AUTH|AUTHORIZATION)(_|$)", re.IGNORECASE
+)
 
 
 class CommandResult(BaseModel):
