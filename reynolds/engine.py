@@ -23,7 +23,16 @@ from reynolds.config import Settings
 from reynolds.health import CIRCUIT_GAUGE
 from reynolds.keys import Keys
 from reynolds.metrics import Metrics
-from reynolds.models import TERMINAL_TASK_STATES, Plan, PlanView, Strategy, SubtaskSpec, TaskList, TaskView
+from reynolds.models import (
+    TERMINAL_TASK_STATES,
+    Plan,
+    Planning,
+    PlanView,
+    Strategy,
+    SubtaskSpec,
+    TaskList,
+    TaskView,
+)
 from reynolds.personality import closing_message
 from reynolds.plan import build_plan
 from reynolds.queue import TaskQueue
@@ -84,13 +93,14 @@ class Engine:
         strategy: Strategy = "parallel",
         priority: int = 0,
         timeout_s: float | None = None,
+        planning: Planning | None = None,
     ) -> tuple[str, PlanView]:
         """Validate, store and queue a plan. Raises a PlanError (and stores nothing) when it cannot run."""
         view = await self.plan(plan, strategy)
         task_id = uuid.uuid4()
         deadline = datetime.now(UTC) + timedelta(seconds=timeout_s) if timeout_s else None
         ready = await self.store.create_task(
-            task_id, goal, view.strategy, priority, plan.model_dump(mode="json"), deadline, view.subtasks
+            task_id, goal, view.strategy, priority, plan.model_dump(mode="json"), deadline, view.subtasks, planning
         )
         self.metrics.tasks_submitted.inc()
         log.info("task submitted", task_id=str(task_id), subtasks=len(view.subtasks), strategy=view.strategy)

@@ -61,6 +61,13 @@ class Plan(BaseModel):
     subtasks: list[SubtaskSpec] = Field(min_length=1)
 
 
+class Planning(BaseModel):
+    """Where a task's plan came from."""
+
+    planner: Literal["client", "sampling", "router"] = "client"
+    notes: list[str] = Field(default_factory=list, description="what the planner left out, or why it retried")
+
+
 class PlannedSubtask(BaseModel):
     """A validated subtask: pool resolved, references turned into dependencies, rank computed."""
 
@@ -79,6 +86,7 @@ class PlannedSubtask(BaseModel):
 class PlanView(BaseModel):
     """What Reynolds would run: order, pools and the critical path."""
 
+    planning: Planning = Field(default_factory=Planning)
     strategy: Strategy
     subtasks: list[PlannedSubtask]
     levels: list[list[str]] = Field(description="subtasks grouped by the earliest wave they can run in")
@@ -115,6 +123,7 @@ class TaskView(BaseModel):
     counts: dict[str, int] = Field(default_factory=dict, description="subtasks per state")
     subtasks: list[SubtaskView] = Field(default_factory=list)
     error: str | None = None
+    planning: Planning = Field(default_factory=Planning)
     message: str | None = Field(None, description="Reynolds' closing words on the task")
 
 

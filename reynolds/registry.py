@@ -13,9 +13,11 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio
 import httpx2
+import mcp_types as types
 import redis.asyncio as aioredis
 import structlog
 from mcp import StdioServerParameters
@@ -28,6 +30,7 @@ from reynolds.sessions import Endpoint
 
 log = structlog.get_logger("reynolds.registry")
 CACHE_S = 0.5  # how long a read of the fleet from Redis is reused
+MAX_DESCRIPTION = 1000  # characters of a tool description kept for planning
 
 
 @dataclass
@@ -39,6 +42,7 @@ class Replica:
     max_concurrency: int
     tools: list[str]
     heartbeat_at: float | None = None
+    specs: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)  # name -> description, schema
     static: bool = False
     token: str | None = None
     stdio: StdioServerParameters | None = field(default=None, repr=False)
@@ -46,6 +50,14 @@ class Replica:
     @property
     def key(self) -> str:
         return f"{self.pool}/{self.agent_id}"
+
+    def learn(self, tools: Sequence[types.Tool]) -> None:
+        """Take the replica's ``tools/list``: names for routing, descriptions and schemas for planning."""
+        self.tools = [t.name for t in tools]
+        self.specs = {
+            t.name: {"description": (t.description or "")[:MAX_DESCRIPTION], "input_schema": t.input_schema}
+            for t in tools
+        }
 
     def endpoint(self, agent_token: str) -> Endpoint:
         if self.stdio is not None:
@@ -76,6 +88,7 @@ class Registry:
                     "url": replica.url,
                     "max_concurrency": replica.max_concurrency,
                     "tools": json.dumps(replica.tools),
+                    "specs": json.dumps(replica.specs),
                     "heartbeat_at": time.time(),
                 },
             )
@@ -157,6 +170,7 @@ class Registry:
                         url=h["url"],
                         max_concurrency=int(h["max_concurrency"]),
                         tools=json.loads(h["tools"]),
+                        specs=json.loads(h.get("specs", "{}")),
                         heartbeat_at=float(h["heartbeat_at"]),
                     )
                 )
@@ -168,6 +182,14 @@ class Registry:
         self._cache = (0.0, [])
         self.changed.set()
         self.changed = anyio.Event()
+
+    async def tool_specs(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """(pool, tool) -> description and input schema, for planners."""
+        specs: dict[tuple[str, str], dict[str, Any]] = {}
+        for r in await self.replicas():
+            for name, spec in r.specs.items():
+                specs.setdefault((r.pool, name), spec)
+        return specs
 
     async def catalog(self) -> dict[str, set[str]]:
         """tool name -> pools whose replicas offer it."""

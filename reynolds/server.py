@@ -1,16 +1,19 @@
 """Reynolds' HTTP face: the client MCP endpoint (``/mcp``), the agent endpoint (``/agents/mcp``),
-``/health``, ``/ready`` and ``/metrics``. Tool functions are thin: validate, call the engine, return a model."""
+``/health``, ``/ready`` and ``/metrics``. Tool functions are thin: validate, call the engine, return a model.
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: the SDK reads the tools' annotations at registration, and
+the sampling resolvers they name are closures that only exist in this scope."""
 
 import contextlib
+import hashlib
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 import structlog
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context, MCPServer, RequestStateSecurity, Resolve, Sample
 from mcp.server.transport_security import TransportSecuritySettings
+from mcp_types import CreateMessageResult
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
@@ -22,9 +25,11 @@ from starlette.types import ASGIApp
 from reynolds import __version__, errors
 from reynolds.auth import BearerAuth
 from reynolds.config import Settings
+from reynolds.decompose import SYSTEM_PROMPT, parse_plan, plan_from_goal, retry_messages, sampling_messages
 from reynolds.models import (
     AgentsView,
     Plan,
+    Planning,
     PlanView,
     PoolView,
     ReplicaView,
@@ -39,6 +44,7 @@ from reynolds.scaling import ScaleResult
 from reynolds.service import Service, running, scale
 
 log = structlog.get_logger("reynolds.server")
+SAMPLING_MAX_TOKENS = 4000
 
 INSTRUCTIONS = """Reynolds runs a plan (a DAG of tool calls) on pools of specialist agents, in parallel where the
 graph allows, with retries, and reports progress and the result. Call list_agents to see which tools exist,
@@ -56,12 +62,59 @@ class Holder:
         return self.service
 
 
-def client_server(holder: Holder) -> MCPServer:
-    mcp = MCPServer("reynolds", version=__version__, instructions=INSTRUCTIONS)
+def client_server(holder: Holder, state_key: str) -> MCPServer:
+    mcp = MCPServer(
+        "reynolds",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        request_state_security=RequestStateSecurity(keys=[state_key]),
+    )
+
+    # Planning from a goal asks the client's LLM through MCP sampling (when the client offers it). The SDK
+    # runs these resolvers before the tool body and, on 2026-07-28 connections, resumes the call when the
+    # client answers; the second resolver asks again once if the first answer does not make a valid plan.
+    async def first_draft(ctx: Context, plan: Plan | None = None, goal: str | None = None) -> Sample | None:
+        caps = ctx.client_capabilities
+        if plan is not None or not goal or not (caps and caps.sampling):
+            return None
+        specs = await holder.get().registry.tool_specs()
+        return Sample(sampling_messages(goal, specs), max_tokens=SAMPLING_MAX_TOKENS, system_prompt=SYSTEM_PROMPT)
+
+    async def second_draft(
+        draft: Annotated[CreateMessageResult | None, Resolve(first_draft)],
+        goal: str | None = None,
+        strategy: Strategy = "parallel",
+    ) -> Sample | None:
+        if draft is None or not goal:
+            return None
+        service = holder.get()
+        answer = _text(draft)
+        try:
+            await service.engine.plan(parse_plan(answer), strategy)
+            return None
+        except errors.PlanError as err:
+            specs = await service.registry.tool_specs()
+            return Sample(
+                retry_messages(goal, specs, answer, str(err)),
+                max_tokens=SAMPLING_MAX_TOKENS,
+                system_prompt=SYSTEM_PROMPT,
+            )
+
+    async def resolve_plan(
+        plan: Plan | None, goal: str | None, draft: CreateMessageResult | None, redraft: CreateMessageResult | None
+    ) -> tuple[Plan, Planning]:
+        if plan is not None:
+            return plan, Planning(planner="client")
+        if not goal:
+            raise errors.InvalidRequest('give a plan ({"subtasks": [...]}) or a goal to plan from')
+        specs = await holder.get().registry.tool_specs()
+        return plan_from_goal(goal, specs, _text(draft) if draft else None, _text(redraft) if redraft else None)
 
     @mcp.tool()
     async def orchestrate(
         ctx: Context,
+        draft: Annotated[CreateMessageResult | None, Resolve(first_draft)],
+        redraft: Annotated[CreateMessageResult | None, Resolve(second_draft)],
         plan: Plan | None = None,
         goal: Annotated[str | None, Field(max_length=10_000)] = None,
         wait: bool = True,
@@ -71,14 +124,15 @@ def client_server(holder: Holder) -> MCPServer:
     ) -> TaskView:
         """Run a plan: a DAG of tool calls ({"subtasks": [{"id", "tool", "arguments", "depends_on", "pool"?}]}).
         Independent subtasks run in parallel on the pools whose agents offer the tools; an argument
-        {"$from": "<dependency id>", "path": "a.b"} is replaced by that dependency's output. With wait=true
-        (default) progress is reported and the finished task returned; wait=false returns at once with the
-        task id (poll get_task). strategy: parallel | sequential | auto. priority: higher runs first.
-        timeout_s fails the task when exceeded. `goal` is a free-text description kept with the task."""
-        if plan is None:
-            raise errors.InvalidRequest('orchestrate needs a plan: {"subtasks": [...]}; see plan_task and list_agents')
+        {"$from": "<dependency id>", "path": "a.b"} is replaced by that dependency's output. Without a plan,
+        `goal` is planned: by your LLM through MCP sampling when your client offers it, otherwise by matching
+        its words to tool names (the plan used is in the result). With wait=true (default) progress is
+        reported and the finished task returned; wait=false returns at once with the task id (poll get_task).
+        strategy: parallel | sequential | auto. priority: higher runs first. timeout_s fails the task when
+        exceeded."""
+        plan, planning = await resolve_plan(plan, goal, draft, redraft)
         service = holder.get()
-        task_id, _ = await service.engine.submit(plan, goal, strategy, priority, timeout_s)
+        task_id, _ = await service.engine.submit(plan, goal, strategy, priority, timeout_s, planning)
         if not wait:
             return await service.engine.get_task(task_id)
 
@@ -88,10 +142,20 @@ def client_server(holder: Holder) -> MCPServer:
         return await service.engine.wait(task_id, progress)
 
     @mcp.tool()
-    async def plan_task(plan: Plan, strategy: Strategy = "parallel") -> PlanView:
-        """Dry run: validate a plan and show what Reynolds would do — the pool of each subtask, the waves that
-        can run together, the critical path and estimated makespan. Nothing is stored or executed."""
-        return await holder.get().engine.plan(plan, strategy)
+    async def plan_task(
+        draft: Annotated[CreateMessageResult | None, Resolve(first_draft)],
+        redraft: Annotated[CreateMessageResult | None, Resolve(second_draft)],
+        plan: Plan | None = None,
+        goal: Annotated[str | None, Field(max_length=10_000)] = None,
+        strategy: Strategy = "parallel",
+    ) -> PlanView:
+        """Dry run: validate a plan (or plan a goal, as orchestrate would) and show what Reynolds would do — the
+        pool of each subtask, the waves that can run together, the critical path and estimated makespan.
+        Nothing is stored or executed."""
+        plan, planning = await resolve_plan(plan, goal, draft, redraft)
+        view = await holder.get().engine.plan(plan, strategy)
+        view.planning = planning
+        return view
 
     @mcp.tool()
     async def get_task(task_id: str) -> TaskView:
@@ -212,7 +276,7 @@ def agent_server(holder: Holder) -> MCPServer:
         service.sessions.drop(replica.key)  # a re-registration may come from a new process at the same id
         connection = await service.sessions.get(replica.endpoint(service.settings.agent_token))
         try:
-            replica.tools = [t.name for t in await connection.list_tools()]
+            replica.learn(await connection.list_tools())
         except Exception as err:
             service.sessions.drop(replica.key)
             raise errors.AgentUnavailable(f"registered URL {url} did not list its tools: {err}") from err
@@ -243,6 +307,22 @@ def agent_server(holder: Holder) -> MCPServer:
     return mcp
 
 
+def request_state_key(settings: Settings) -> str:
+    """The key sealing 2026-era sampling round-trips. Every Reynolds replica must use the same one, so it is
+    derived from the client tokens they already share."""
+    material = "\n".join(sorted(settings.client_token_list))
+    return hashlib.sha256(f"reynolds-request-state\n{material}".encode()).hexdigest()
+
+
+def _text(result: CreateMessageResult) -> str:
+    content = result.content
+    return (
+        getattr(content, "text", "")
+        if not isinstance(content, list)
+        else " ".join(getattr(c, "text", "") for c in content)
+    )
+
+
 def build_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or Settings()
     if not settings.client_token_list:
@@ -250,7 +330,7 @@ def build_app(settings: Settings | None = None) -> ASGIApp:
     if not settings.agent_token.strip():
         raise errors.InvalidRequest("no agent token: set REYNOLDS_AGENT_TOKEN_FILE")
     holder = Holder()
-    clients, agents = client_server(holder), agent_server(holder)
+    clients, agents = client_server(holder, request_state_key(settings)), agent_server(holder)
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=settings.allowed_hosts,

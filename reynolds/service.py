@@ -114,7 +114,7 @@ async def _connect_static_pools(service: Service) -> None:
             replica = service.registry.add_static(spec, [], index)
             try:
                 conn = await service.sessions.get(replica.endpoint(service.settings.agent_token))
-                replica.tools = [t.name for t in await conn.list_tools()]
+                replica.learn(await conn.list_tools())
                 await service.queue.ensure_group(spec.name)
                 log.info("extra pool connected", pool=spec.name, replica=replica.agent_id, tools=len(replica.tools))
             except errors.ReynoldsError as err:

@@ -19,6 +19,7 @@ from reynolds import errors
 from reynolds.models import (
     TERMINAL_SUBTASK_STATES,
     PlannedSubtask,
+    Planning,
     SubtaskView,
     TaskList,
     TaskSummary,
@@ -161,6 +162,7 @@ class Store:
         plan: dict[str, Any],
         deadline: datetime | None,
         subtasks: Sequence[PlannedSubtask],
+        planning: Planning | None = None,
     ) -> list[Ready]:
         """Store a task and all its subtasks in one transaction; return the ones ready to queue."""
         rows = []
@@ -189,14 +191,15 @@ class Store:
             )
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
-                "INSERT INTO tasks (id, goal, state, strategy, priority, plan, deadline)"
-                " VALUES ($1, $2, 'running', $3, $4, $5, $6)",
+                "INSERT INTO tasks (id, goal, state, strategy, priority, plan, deadline, planning)"
+                " VALUES ($1, $2, 'running', $3, $4, $5, $6, $7)",
                 task_id,
                 goal,
                 strategy,
                 priority,
                 plan,
                 deadline,
+                (planning or Planning()).model_dump(),
             )
             await conn.copy_records_to_table(
                 "subtasks",
@@ -548,6 +551,7 @@ class Store:
             counts=counts,
             subtasks=subtasks,
             error=task["error"],
+            planning=Planning.model_validate(task["planning"]),
             message=task["message"],
         )
 
