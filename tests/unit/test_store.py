@@ -55,13 +55,16 @@ async def states(store: Store, task_id: str) -> dict[str, str]:
 # ---------------------------------------------------------------- migrations
 
 
+ALL_MIGRATIONS = ["001_core", "002_planning"]
+
+
 async def test_migrate_is_idempotent_and_records_versions(raw_store: Store) -> None:
-    assert await raw_store.migrations_pending() == ["001_core"]
-    assert await raw_store.migrate() == ["001_core"]
+    assert await raw_store.migrations_pending() == ALL_MIGRATIONS
+    assert await raw_store.migrate() == ALL_MIGRATIONS
     assert await raw_store.migrate() == []
     assert await raw_store.migrations_pending() == []
     rows = await raw_store.pool.fetch("SELECT version, name FROM schema_migrations ORDER BY version")
-    assert [(r["version"], r["name"]) for r in rows] == [(1, "core")]
+    assert [(r["version"], r["name"]) for r in rows] == [(1, "core"), (2, "planning")]
     tables = await raw_store.pool.fetch(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", raw_store.schema
     )
@@ -70,7 +73,7 @@ async def test_migrate_is_idempotent_and_records_versions(raw_store: Store) -> N
 
 async def test_concurrent_migrations_apply_once(raw_store: Store) -> None:
     first, second = await asyncio.gather(raw_store.migrate(), raw_store.migrate())
-    assert sorted([first, second]) == [[], ["001_core"]]
+    assert sorted([first, second]) == [[], ALL_MIGRATIONS]
 
 
 async def test_a_schema_name_that_is_not_an_identifier_is_refused() -> None:
