@@ -194,7 +194,11 @@ class Dispatcher:
         )
         try:
             claim, why = await self.store.claim(
-                message.task_id, message.subtask_id, self.consumer, self.settings.visibility_timeout_s
+                message.task_id,
+                message.subtask_id,
+                self.consumer,
+                self.settings.visibility_timeout_s,
+                replica.agent_id,
             )
             if claim is None:
                 # leased elsewhere: leave the message unrenewed so it is reclaimed if that holder dies
@@ -208,6 +212,7 @@ class Dispatcher:
                     self.registry.call_started(other)
                     replica = other
                     structlog.contextvars.bind_contextvars(agent_id=replica.agent_id)
+                    await self.store.assign(claim.task_id, claim.subtask_id, self.consumer, replica.agent_id)
             arguments = claim.arguments
             if claim.depends_on:
                 try:

@@ -21,11 +21,11 @@ import socket
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
+import docker
 from docker.errors import DockerException
 from docker.errors import NotFound as DockerNotFound
 from pydantic import BaseModel, Field
 
-import docker
 from reynolds.errors import InvalidRequest, NotFound, ReynoldsError, ServiceUnavailable
 
 # pool -> compose/stack service. workbench exists in the CI deployment only.

@@ -297,12 +297,16 @@ class Store:
         return [Ready(str(r["task_id"]), r["id"], r["pool"], r["rank"], r["priority"]) for r in rows]
 
     # ------------------------------------------------------------------ dispatch
-    async def claim(self, task_id: str, subtask_id: str, owner: str, lease_s: float) -> tuple[Claim | None, str]:
-        """Take a subtask to run: ready/queued, or running under an expired lease. Returns (claim, why-not)."""
+    async def claim(
+        self, task_id: str, subtask_id: str, owner: str, lease_s: float, agent_id: str | None = None
+    ) -> tuple[Claim | None, str]:
+        """Take a subtask to run: ready/queued, or running under an expired lease. Returns (claim, why-not).
+        ``agent_id`` is the replica it is meant for, shown by get_task while the call runs."""
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(
                 "UPDATE subtasks s SET state = 'running', attempts = s.attempts + 1, lease_owner = $3,"
-                " lease_until = now() + make_interval(secs => $4), started_at = now(), not_before = NULL"
+                " lease_until = now() + make_interval(secs => $4), started_at = now(), not_before = NULL,"
+                " agent_id = coalesce($5, s.agent_id)"
                 " FROM tasks t WHERE t.id = s.task_id AND s.task_id = $1 AND s.id = $2 AND t.state = 'running'"
                 " AND (s.state IN ('ready', 'queued') OR (s.state = 'running' AND s.lease_until < now()))"
                 " AND (s.not_before IS NULL OR s.not_before <= now() + interval '50 milliseconds')"
@@ -312,6 +316,7 @@ class Store:
                 subtask_id,
                 owner,
                 lease_s,
+                agent_id,
             )
             if row is None:
                 current = await conn.fetchrow(
@@ -329,6 +334,16 @@ class Store:
                     return None, "early"
                 return None, f"state {current['state']}, task {current['task_state']}"
         return Claim(task_id, subtask_id, **dict(row)), ""
+
+    async def assign(self, task_id: str, subtask_id: str, owner: str, agent_id: str) -> None:
+        """The call moved to another replica than the one claimed for."""
+        await self.pool.execute(
+            "UPDATE subtasks SET agent_id = $4 WHERE task_id = $1 AND id = $2 AND lease_owner = $3",
+            UUID(task_id),
+            subtask_id,
+            owner,
+            agent_id,
+        )
 
     async def renew_leases(self, owner: str, lease_s: float) -> int:
         result = await self.pool.execute(

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import anyio
+import docker
 from docker.errors import APIError, NotFound
 from pydantic import BaseModel, Field
 
-import docker
 from agents.devops.settings import load_settings
 from agents.runtime.errors import NotConfigured, ToolError
 

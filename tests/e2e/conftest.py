@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
+import docker
 import pytest
 from mcp import Client
 
-import docker
 from reynolds.client import call, connect
 
 T = TypeVar("T")
