@@ -10,13 +10,16 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-def _read_file_secrets(values: dict, names: list[str]) -> dict:
+def read_secret_files(values: dict, names: list[str], env_prefix: str = "") -> dict:
+    """Fill each secret ``name`` that is not set from the file ``<ENV_PREFIX><NAME>_FILE`` names (stripped).
+
+    Used by every settings class (Reynolds' and the agents') in a before-validator."""
     for name in names:
         if values.get(name):
             continue
-        path = values.get(f"{name}_file") or os.environ.get(f"REYNOLDS_{name.upper()}_FILE")
+        path = values.get(f"{name}_file") or os.environ.get(f"{env_prefix}{name.upper()}_FILE")
         if path:
-            values[name] = Path(path).read_text().strip()
+            values[name] = Path(path).read_text().strip()  # OSError names the path; callers say which setting
     return values
 
 
@@ -87,7 +90,7 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _secrets(cls, values: dict) -> dict:
-        return _read_file_secrets(values, ["client_tokens", "agent_token", "database_password"])
+        return read_secret_files(values, ["client_tokens", "agent_token", "database_password"], "REYNOLDS_")
 
     @property
     def client_token_list(self) -> list[str]:

@@ -13,7 +13,7 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agents.runtime.errors import NotConfigured, ToolError
-from agents.runtime.settings import read_secret_files
+from reynolds.config import read_secret_files
 
 NOT_CONFIGURED = "LLM not configured: set OPENAI_API_KEY_FILE (or OPENAI_API_KEY)"
 FENCE = re.compile(r"```[ \t]*([\w+#.-]*)[^\n]*\n(.*?)^[ \t]*```", re.DOTALL | re.MULTILINE)

@@ -7,7 +7,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agents.runtime.errors import NotConfigured
-from agents.runtime.settings import read_secret_files
+from reynolds.config import read_secret_files
 
 
 class DevopsSettings(BaseSettings):

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agents.runtime.errors import NotConfigured, ToolError
-from agents.runtime.settings import read_secret_files
+from reynolds.config import read_secret_files
 
 GRAPH_NOT_CONFIGURED = "Microsoft Graph not configured: set M365_CREDENTIALS_FILE and TENANT_ID_FILE"
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from reynolds.config import read_secret_files
 
 # Agent types shipped with Reynolds: short name -> (AGENT_TYPE, pool, module holding register_tools).
 AGENT_TYPES: dict[str, tuple[str, str, str]] = {
@@ -16,17 +17,6 @@ AGENT_TYPES: dict[str, tuple[str, str, str]] = {
     "code": ("code-intelligence", "code", "agents.code.tools"),
     "workbench": ("workbench", "workbench", "agents.workbench.tools"),
 }
-
-
-def read_secret_files(values: dict, names: list[str]) -> dict:
-    """Fill each secret ``name`` from ``NAME_FILE`` when the value itself is not set."""
-    for name in names:
-        if values.get(name):
-            continue
-        path = values.get(f"{name}_file") or os.environ.get(f"{name.upper()}_FILE")
-        if path:
-            values[name] = Path(path).read_text().strip()
-    return values
 
 
 class AgentSettings(BaseSettings):
