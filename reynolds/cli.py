@@ -44,7 +44,7 @@ def serve(host: str | None, port: int | None) -> None:
     from reynolds.server import build_app
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    settings = _or_exit(lambda: Settings(**overrides))
     configure_logging(settings.log_level, settings.secrets)
     app = _or_exit(lambda: build_app(settings))
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=30)
@@ -60,7 +60,7 @@ def agent(agent_type: str | None, port: int | None) -> None:
     from reynolds.logs import configure_logging
 
     overrides = {k: v for k, v in {"agent_type": agent_type, "agent_port": port}.items() if v is not None}
-    settings = AgentSettings(**overrides)  # type: ignore[arg-type]
+    settings = _or_exit(lambda: AgentSettings(**overrides))
     _or_exit(lambda: settings.kind)
     if not settings.agent_token:
         raise click.ClickException("no agent token: set AGENT_TOKEN_FILE")
@@ -339,7 +339,7 @@ def _or_exit(fn: Any) -> Any:
         if isinstance(first, errors.ReynoldsError):
             raise click.ClickException(str(first)) from group
         raise click.ClickException(f"{type(first).__name__}: {first}") from group
-    except OSError as err:
+    except (OSError, ValueError) as err:  # unreadable secret files, invalid settings (pydantic errors are ValueErrors)
         raise click.ClickException(str(err)) from err
 
 
