@@ -15,7 +15,7 @@ import httpx2
 import pytest
 from mcp import Client
 
-from reynolds.client import call
+from reynolds.client import ProgressFn, call
 from reynolds.models import TERMINAL_TASK_STATES
 from tests.integration.cluster import DATABASE_URL, Cluster, Proc, cluster
 
@@ -61,6 +61,18 @@ async def wait_task(
         return await wait_until(done, timeout_s, f"task {task_id} to reach {sorted(states)}", 0.1)
     except AssertionError as err:
         raise AssertionError(f"{err}; last view: {last}") from None
+
+
+async def run_plan(
+    client: Client, plan: dict[str, Any], timeout_s: float = 30.0, progress: ProgressFn | None = None, **options: Any
+) -> dict[str, Any]:
+    """orchestrate with wait=true, bounded: a task that never ends fails the test with its last view."""
+    with anyio.move_on_after(timeout_s) as scope:
+        return await call(client, "orchestrate", {"plan": plan, "wait": True, **options}, progress)
+    assert scope.cancelled_caught
+    newest = await call(client, "list_tasks", {"limit": 1})
+    view = await call(client, "get_task", {"task_id": newest["tasks"][0]["task_id"]}) if newest["tasks"] else None
+    raise AssertionError(f"orchestrate did not return within {timeout_s} s; newest task: {view}")
 
 
 def subtask(view: dict[str, Any], subtask_id: str) -> dict[str, Any]:

@@ -7,9 +7,8 @@ import re
 import httpx2
 import pytest
 
-from reynolds.client import call
 from tests.integration.cluster import Cluster
-from tests.integration.conftest import metrics_text, start_workbench, wait_until
+from tests.integration.conftest import metrics_text, run_plan, start_workbench, wait_until
 
 
 def sample(metrics: str, name: str, **labels: str) -> float | None:
@@ -41,7 +40,7 @@ async def test_metrics_and_ready_endpoints(reynolds_cluster: Cluster) -> None:
         ]
     }
     async with reynolds_cluster.client() as c:
-        task = await call(c, "orchestrate", {"plan": plan})
+        task = await run_plan(c, plan)
     assert task["state"] == "succeeded", task
 
     async def gauges_refreshed() -> str | None:

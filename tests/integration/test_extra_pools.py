@@ -13,7 +13,7 @@ import yaml
 
 from reynolds.client import call
 from tests.integration.cluster import Cluster
-from tests.integration.conftest import start_workbench, subtask
+from tests.integration.conftest import run_plan, start_workbench, subtask
 
 SERVER = textwrap.dedent(
     '''
@@ -61,7 +61,7 @@ async def test_extra_pool_from_pools_file(reynolds_cluster: Cluster, tmp_path: P
     async with reynolds_cluster.client() as c:
         fleet = await call(c, "list_agents", {})
         pools = {p["pool"]: p for p in fleet["pools"]}
-        task = await call(c, "orchestrate", {"plan": plan})
+        task = await run_plan(c, plan)
     assert set(pools) == {"textstats", "workbench"}, fleet
     assert pools["textstats"]["tools"] == ["text_stats"]
     (replica,) = pools["textstats"]["replicas"]

@@ -10,7 +10,7 @@ import pytest
 from reynolds import errors
 from reynolds.client import call
 from tests.integration.cluster import Cluster
-from tests.integration.conftest import sql, start_workbench
+from tests.integration.conftest import run_plan, sql, start_workbench
 
 MAX_ARGUMENT_BYTES = 300
 MAX_SUBTASKS = 5
@@ -79,7 +79,7 @@ async def test_invalid_plans_are_refused_and_store_nothing(reynolds_cluster: Clu
         listed = await call(c, "list_tasks", {})
         assert listed["total"] == 0 and listed["tasks"] == [], listed
         # the same plans within limits do run: the refusals above were about the plans, not the cluster
-        ok = await call(c, "orchestrate", {"plan": {"subtasks": [echo(f"s{i}") for i in range(MAX_SUBTASKS)]}})
+        ok = await run_plan(c, {"subtasks": [echo(f"s{i}") for i in range(MAX_SUBTASKS)]})
         assert ok["state"] == "succeeded", ok
     for table in ("tasks", "subtasks"):
         rows = await sql(reynolds_cluster, f"SELECT count(*) AS n FROM {table}")

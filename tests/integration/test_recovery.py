@@ -9,7 +9,15 @@ import pytest
 
 from reynolds.client import call
 from tests.integration.cluster import Cluster, Proc
-from tests.integration.conftest import agent_inflight, respawn, start_workbench, subtask, wait_task, wait_until
+from tests.integration.conftest import (
+    agent_inflight,
+    respawn,
+    run_plan,
+    start_workbench,
+    subtask,
+    wait_task,
+    wait_until,
+)
 
 
 async def busy_agent(agents: list[Proc]) -> Proc:
@@ -133,7 +141,7 @@ async def test_tool_errors_retry_only_when_marked_retryable(reynolds_cluster: Cl
         ]
     }
     async with reynolds_cluster.client() as c:
-        task = await call(c, "orchestrate", {"plan": plan})
+        task = await run_plan(c, plan)
     assert task["state"] == "failed", task
     flaky, broken = subtask(task, "flaky"), subtask(task, "broken")
     assert flaky["state"] == "failed" and flaky["attempts"] == 2, flaky

@@ -8,7 +8,7 @@ import pytest
 
 from reynolds.client import call
 from tests.integration.cluster import Cluster
-from tests.integration.conftest import start_workbench, subtask, wait_task, when
+from tests.integration.conftest import run_plan, start_workbench, subtask, wait_task, when
 
 SLEEP_S = 1.5
 
@@ -25,7 +25,7 @@ async def test_diamond_middle_nodes_run_concurrently(reynolds_cluster: Cluster) 
         ]
     }
     async with reynolds_cluster.client() as c:
-        task = await call(c, "orchestrate", {"plan": plan})
+        task = await run_plan(c, plan)
     assert task["state"] == "succeeded", task
     b, c_, d = subtask(task, "b"), subtask(task, "c"), subtask(task, "d")
     # the two windows overlap: each started before the other finished
@@ -53,7 +53,7 @@ async def test_from_reference_passes_structured_output(reynolds_cluster: Cluster
         ]
     }
     async with reynolds_cluster.client() as c:
-        task = await call(c, "orchestrate", {"plan": plan})
+        task = await run_plan(c, plan)
     assert task["state"] == "succeeded", task
     assert subtask(task, "index")["result"]["value"] == "second"
     assert subtask(task, "last")["result"]["value"] == {"name": "second"}
@@ -79,7 +79,7 @@ async def test_missing_reference_path_fails_its_subtask_and_skips_only_its_depen
         ]
     }
     async with reynolds_cluster.client() as c:
-        task = await call(c, "orchestrate", {"plan": plan})
+        task = await run_plan(c, plan)
     assert task["state"] == "failed", task
     bad = subtask(task, "bad")
     assert bad["state"] == "failed"
@@ -108,7 +108,7 @@ async def test_progress_notifications_arrive(reynolds_cluster: Cluster) -> None:
         seen.append((progress, total, message))
 
     async with reynolds_cluster.client() as c:
-        task = await call(c, "orchestrate", {"plan": plan, "wait": True}, progress=on_progress)
+        task = await run_plan(c, plan, progress=on_progress)
     assert task["state"] == "succeeded", task
     assert len(seen) >= 2, seen
     values = [p for p, _, _ in seen]
