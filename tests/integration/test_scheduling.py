@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -132,3 +133,19 @@ async def test_task_timeout_fails_the_task(reynolds_cluster: Cluster) -> None:
     assert slow["state"] in ("failed", "cancelled"), slow
     assert slow["result"] is None
     assert elapsed < 5, f"a 1 s timeout took {elapsed:.1f} s to fail the task"
+
+
+@pytest.mark.anyio
+async def test_busy_pool_queues_work_instead_of_failing_it(reynolds_cluster: Cluster) -> None:
+    # one replica taking one call at a time: the pool is healthy, only busy. Work waiting longer than
+    # no_replica_wait_s for a free slot must wait on, not fail as if there were no replica at all.
+    reynolds = reynolds_cluster.start_reynolds(REYNOLDS_NO_REPLICA_WAIT_S="2")
+    reynolds_cluster.start_agent("workbench", reynolds=reynolds, AGENT_MAX_CONCURRENCY="1")
+    reynolds_cluster.wait_registered(["workbench-0"])
+    plan = {"subtasks": [{"id": f"s{i}", "tool": "sleep", "arguments": {"seconds": 1.5}} for i in range(3)]}
+    async with reynolds_cluster.client() as c:
+        task = await run_plan(c, plan)
+    assert task["state"] == "succeeded", [(s["id"], s["state"], s["error"]) for s in task["subtasks"]]
+    windows = sorted((when(s["started_at"]), when(s["finished_at"])) for s in task["subtasks"])
+    for (_, end), (start, _) in itertools.pairwise(windows):
+        assert start >= end, windows  # one slot: the calls ran one after another
