@@ -56,3 +56,22 @@ async def test_cancel_stops_in_flight_work(reynolds_cluster: Cluster) -> None:
 
 async def _idle(agent: Proc) -> bool:
     return await agent_inflight(agent) == 0
+
+
+async def _busy(agent: Proc) -> bool:
+    return await agent_inflight(agent) == 1
+
+
+@pytest.mark.anyio
+async def test_cancel_through_another_reynolds_reaches_the_dispatching_one(reynolds_cluster: Cluster) -> None:
+    dispatcher, (agent,) = start_workbench(reynolds_cluster)
+    plan = {"subtasks": [{"id": "long", "tool": "sleep", "arguments": {"seconds": 30}}]}
+    async with reynolds_cluster.client(dispatcher) as c:
+        task_id = (await call(c, "orchestrate", {"plan": plan, "wait": False}))["task_id"]
+        await wait_until(lambda: _busy(agent), 10, "the sleep to be running on the agent")
+    # started after the call went out, so the call is certainly not this process's own
+    other = reynolds_cluster.start_reynolds()
+    async with reynolds_cluster.client(other) as c:
+        answer = await call(c, "cancel_task", {"task_id": task_id})
+        assert answer["state"] == "cancelled", answer
+        await wait_until(lambda: _idle(agent), 5, "the first process to cancel its call on the agent")
