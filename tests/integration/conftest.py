@@ -89,6 +89,15 @@ async def agent_inflight(agent: Proc) -> int:
         return int((await http.get(f"{agent.base_url}/health")).json()["inflight"])
 
 
+def inflight_is(agent: Proc, count: int) -> Callable[[], Awaitable[bool]]:
+    """A check for ``wait_until``: the agent reports exactly ``count`` calls in flight."""
+
+    async def check() -> bool:
+        return await agent_inflight(agent) == count
+
+    return check
+
+
 async def metrics_text(proc: Proc) -> str:
     async with httpx2.AsyncClient(timeout=5.0) as http:
         response = await http.get(f"{proc.base_url}/metrics")

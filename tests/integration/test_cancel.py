@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from reynolds.client import call
-from tests.integration.cluster import Cluster, Proc
-from tests.integration.conftest import agent_inflight, start_workbench, subtask, wait_task, wait_until
+from tests.integration.cluster import Cluster
+from tests.integration.conftest import agent_inflight, inflight_is, start_workbench, subtask, wait_task, wait_until
 
 
 @pytest.mark.anyio
@@ -36,7 +36,7 @@ async def test_cancel_stops_in_flight_work(reynolds_cluster: Cluster) -> None:
         assert answer["state"] == "cancelled", answer
         task = await wait_task(c, task_id, timeout_s=5)
         # the agent's own count of running calls drops: the cancellation reached the call itself
-        await wait_until(lambda: _idle(agent), 5, "the agent's sleep call to be cancelled")
+        await wait_until(inflight_is(agent, 0), 5, "the agent's sleep call to be cancelled")
         stopped_after = time.monotonic() - asked
         again = await call(c, "cancel_task", {"task_id": task_id})  # cancelling twice changes nothing
     assert task["state"] == "cancelled", task
@@ -54,24 +54,16 @@ async def test_cancel_stops_in_flight_work(reynolds_cluster: Cluster) -> None:
     assert len(sleeps) == 1 and not sleeps[0]["ok"] and sleeps[0]["duration_s"] < 10, sleeps
 
 
-async def _idle(agent: Proc) -> bool:
-    return await agent_inflight(agent) == 0
-
-
-async def _busy(agent: Proc) -> bool:
-    return await agent_inflight(agent) == 1
-
-
 @pytest.mark.anyio
 async def test_cancel_through_another_reynolds_reaches_the_dispatching_one(reynolds_cluster: Cluster) -> None:
     dispatcher, (agent,) = start_workbench(reynolds_cluster)
     plan = {"subtasks": [{"id": "long", "tool": "sleep", "arguments": {"seconds": 30}}]}
     async with reynolds_cluster.client(dispatcher) as c:
         task_id = (await call(c, "orchestrate", {"plan": plan, "wait": False}))["task_id"]
-        await wait_until(lambda: _busy(agent), 10, "the sleep to be running on the agent")
+        await wait_until(inflight_is(agent, 1), 10, "the sleep to be running on the agent")
     # started after the call went out, so the call is certainly not this process's own
     other = reynolds_cluster.start_reynolds()
     async with reynolds_cluster.client(other) as c:
         answer = await call(c, "cancel_task", {"task_id": task_id})
         assert answer["state"] == "cancelled", answer
-        await wait_until(lambda: _idle(agent), 5, "the first process to cancel its call on the agent")
+        await wait_until(inflight_is(agent, 0), 5, "the first process to cancel its call on the agent")

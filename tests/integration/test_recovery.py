@@ -11,6 +11,7 @@ from reynolds.client import call
 from tests.integration.cluster import Cluster, Proc
 from tests.integration.conftest import (
     agent_inflight,
+    inflight_is,
     respawn,
     run_plan,
     start_workbench,
@@ -149,3 +150,23 @@ async def test_tool_errors_retry_only_when_marked_retryable(reynolds_cluster: Cl
     assert broken["state"] == "failed" and broken["attempts"] == 1, broken
     assert "hard boom" in broken["error"], broken
     assert subtask(task, "fine")["state"] == "succeeded"
+
+
+@pytest.mark.anyio
+async def test_call_timeout_retries_then_fails_and_frees_the_agent(reynolds_cluster: Cluster) -> None:
+    _, (agent,) = start_workbench(reynolds_cluster)
+    plan = {
+        "subtasks": [
+            {"id": "stuck", "tool": "sleep", "arguments": {"seconds": 20}, "timeout_s": 0.5, "max_attempts": 2},
+            {"id": "after", "tool": "echo", "arguments": {"value": 1}, "depends_on": ["stuck"]},
+        ]
+    }
+    async with reynolds_cluster.client() as c:
+        task = await run_plan(c, plan, timeout_s=15)
+    assert task["state"] == "failed", task
+    stuck = subtask(task, "stuck")
+    assert stuck["attempts"] == 2, stuck
+    assert "did not answer within 0.5 s" in stuck["error"] and "gave up after 2 attempts" in stuck["error"], stuck
+    assert subtask(task, "after")["state"] == "skipped"
+    # the timed-out calls do not keep running on the agent
+    await wait_until(inflight_is(agent, 0), 5, "the agent to stop the timed-out sleeps")
