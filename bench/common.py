@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -103,12 +104,28 @@ class CpuMeter:
 
 @contextlib.contextmanager
 def bench_cluster(**extra: str) -> Iterator[Cluster]:
-    """A cluster in a throwaway directory with quiet logs; every process is stopped on the way out."""
+    """A cluster in a throwaway directory with quiet logs; every process is stopped on the way out. When the
+    benchmark fails, the end of each process's log goes to stderr first, since the directory is then removed."""
     with (
         tempfile.TemporaryDirectory(prefix="reynolds-bench-") as tmp,
         cluster(Path(tmp), **PRODUCTION, **QUIET, **extra) as c,
     ):
-        yield c
+        try:
+            yield c
+        except BaseException:
+            for log in sorted(Path(tmp).glob("*.log")):
+                print(f"--- {log.name} (last 3000 characters)\n{log.read_text()[-3000:]}", file=sys.stderr)
+            raise
+
+
+@contextlib.contextmanager
+def deadline(seconds: float, what: str) -> Iterator[None]:
+    """Fail with a clear message instead of waiting forever on a task that never ends."""
+    try:
+        with anyio.fail_after(seconds):
+            yield
+    except TimeoutError as err:
+        raise RuntimeError(f"{what} did not finish within {seconds:g} s; see the logs above") from err
 
 
 def start_workbench(c: Cluster, reynolds: Proc, replicas: int, max_concurrency: int) -> list[Proc]:
@@ -136,6 +153,19 @@ async def agent_session(agent: Proc, token: str) -> AsyncIterator[Client]:
             limits=limits,
         ) as http,
         Client(streamable_http_client(agent.env["AGENT_URL"], http_client=http)) as client,
+    ):
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def unlimited_client(c: Cluster, reynolds: Proc) -> AsyncIterator[Client]:
+    """A Reynolds client without the SDK's 1 MiB cap on one server-sent event: a task view of a few thousand
+    subtasks is larger than that, and ``reynolds.client.connect`` (which keeps the cap) fails to read it."""
+    async with (
+        httpx2.AsyncClient(
+            headers={"Authorization": f"Bearer {c.client_token}"}, timeout=httpx2.Timeout(30.0, read=None)
+        ) as http,
+        Client(streamable_http_client(f"{reynolds.base_url}/mcp", http_client=http, max_sse_event_size=None)) as client,
     ):
         yield client
 

@@ -18,6 +18,7 @@ from bench.common import (
     arguments,
     bench_cluster,
     check_succeeded,
+    deadline,
     emit,
     machine,
     ms,
@@ -67,16 +68,17 @@ def ideal_schedule(subtasks: list[dict[str, Any]]) -> tuple[float, list[str], in
     return length, path[::-1], peak
 
 
-async def run_plan(c: Cluster, reynolds: Proc, subtasks: list[dict[str, Any]]) -> tuple[dict[str, Any], float]:
+async def run_plan(
+    c: Cluster, reynolds: Proc, subtasks: list[dict[str, Any]], limit_s: float
+) -> tuple[dict[str, Any], float]:
+    warm_plan = {"subtasks": [{"id": "w", "tool": "sleep", "arguments": {"seconds": 0.01}}]}
     async with c.client(reynolds) as client:
-        warm = await call(
-            client,
-            "orchestrate",
-            {"plan": {"subtasks": [{"id": "w", "tool": "sleep", "arguments": {"seconds": 0.01}}]}},
-        )
+        with deadline(60, "warm-up task"):
+            warm = await call(client, "orchestrate", {"plan": warm_plan})
         check_succeeded(warm, "warm-up task")
         started = time.perf_counter()
-        task = await call(client, "orchestrate", {"plan": {"subtasks": subtasks}})
+        with deadline(limit_s, "the DAG task"):
+            task = await call(client, "orchestrate", {"plan": {"subtasks": subtasks}})
         wall = time.perf_counter() - started
     check_succeeded(task)
     return task, wall
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     with bench_cluster() as c:
         reynolds = c.start_reynolds()
         start_workbench(c, reynolds, args.replicas, AGENT_MAX_CONCURRENCY)
-        task, wall = anyio.run(run_plan, c, reynolds, subtasks)
+        task, wall = anyio.run(run_plan, c, reynolds, subtasks, 60 + 3 * critical)
     makespan = task["duration_s"]
     ratio = makespan / critical
     hops = len(path)

@@ -28,6 +28,7 @@ from bench.common import (
     arguments,
     bench_cluster,
     check_succeeded,
+    deadline,
     emit,
     machine,
     ms,
@@ -104,18 +105,21 @@ async def routed(
 ) -> dict[str, Any]:
     """One orchestrate of N independent echo subtasks (wait=true); then ``serial`` one-subtask tasks one by one."""
     async with c.client(reynolds) as client:
-        warm = await call(client, "orchestrate", {"plan": echo_plan(concurrency)})
+        with deadline(60, "warm-up task"):
+            warm = await call(client, "orchestrate", {"plan": echo_plan(concurrency)})
         check_succeeded(warm, "warm-up task")
         meter = CpuMeter(processes)
         started = time.perf_counter()
-        task = await call(client, "orchestrate", {"plan": echo_plan(n)})
+        with deadline(60 + n * 0.1, f"orchestrate of {n} echo subtasks"):
+            task = await call(client, "orchestrate", {"plan": echo_plan(n)})
         wall = time.perf_counter() - started
         cpu = meter.used()
         check_succeeded(task)
         unloaded = []
         for i in range(serial):
             t0 = time.perf_counter()
-            one = await call(client, "orchestrate", {"plan": echo_plan(1)})
+            with deadline(30, f"serial task {i}"):
+                one = await call(client, "orchestrate", {"plan": echo_plan(1)})
             unloaded.append(time.perf_counter() - t0)
             check_succeeded(one, f"serial task {i}")
     in_call = [parse_time(s["finished_at"]) - parse_time(s["started_at"]) for s in task["subtasks"]]

@@ -18,12 +18,14 @@ from bench.common import (
     arguments,
     bench_cluster,
     check_succeeded,
+    deadline,
     emit,
     machine,
     parse_time,
     rss_kib,
     settings,
     start_workbench,
+    unlimited_client,
 )
 from reynolds.client import call
 from tests.integration.cluster import Cluster, Proc
@@ -40,8 +42,9 @@ def echo_plan(n: int) -> dict[str, Any]:
 async def measure(c: Cluster, reynolds: Proc, size: int) -> dict[str, Any]:
     assert reynolds.popen is not None
     pid = reynolds.popen.pid
-    async with c.client(reynolds) as client:
-        warm = await call(client, "orchestrate", {"plan": echo_plan(10)})
+    async with unlimited_client(c, reynolds) as client:
+        with deadline(60, "warm-up task"):
+            warm = await call(client, "orchestrate", {"plan": echo_plan(10)})
         check_succeeded(warm, "warm-up task")
         baseline = rss_kib(pid)
         sampled = [baseline["VmRSS"]]
@@ -56,10 +59,13 @@ async def measure(c: Cluster, reynolds: Proc, size: int) -> dict[str, Any]:
             tg.start_soon(sample)
             plan = echo_plan(size)
             started = time.perf_counter()
-            accepted = await call(client, "orchestrate", {"plan": plan, "wait": False})
+            with deadline(60 + size * 0.01, f"submitting {size} subtasks"):
+                accepted = await call(client, "orchestrate", {"plan": plan, "wait": False})
             submit = time.perf_counter() - started
             task_id = accepted["task_id"]
             polls = 0
+            limit_s = 120 + size * 0.1
+            give_up = time.perf_counter() + limit_s
             while True:  # list_tasks(limit=1): the newest task, with counts but without 10k subtask rows
                 polls += 1
                 summary = (await call(client, "list_tasks", {"limit": 1}))["tasks"][0]
@@ -67,6 +73,8 @@ async def measure(c: Cluster, reynolds: Proc, size: int) -> dict[str, Any]:
                     raise RuntimeError(f"newest task is {summary['task_id']}, expected {task_id}")
                 if summary["state"] in TERMINAL:
                     break
+                if time.perf_counter() > give_up:
+                    raise RuntimeError(f"task of {size} subtasks not finished after {limit_s:g} s: {summary['counts']}")
                 await anyio.sleep(POLL_S)
             observed = time.perf_counter() - started
             done.set()
