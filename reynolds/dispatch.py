@@ -160,8 +160,9 @@ class Dispatcher:
             self._calls.start_soon(self._call, state, message, replica)
 
     async def _expire_unplaceable(self, pool: str, state: PoolState) -> None:
-        """Subtasks that found no usable replica for ``no_replica_wait_s`` fail with that reason."""
-        if await self.registry.capacity(pool):
+        """Subtasks that found no usable replica for ``no_replica_wait_s`` fail with that reason. A pool whose
+        replicas are merely busy queues its work for as long as it takes."""
+        if await self.registry.usable(pool):
             return
         now_ms = time.time() * 1000
         limit_ms = self.settings.no_replica_wait_s * 1000

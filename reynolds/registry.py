@@ -232,6 +232,14 @@ class Registry:
             ),
         )
 
+    async def usable(self, pool: str) -> int:
+        """Replicas that could take a call once they have a free slot (healthy, circuit not open)."""
+        return sum(
+            1
+            for r in await self.replicas(pool)
+            if self._health(r.key).healthy and self._health(r.key).circuit.current() != "open"
+        )
+
     async def capacity(self, pool: str) -> int:
         """Free call slots in a pool as this process sees it (0 when no replica is usable)."""
         free = 0
