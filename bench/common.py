@@ -175,6 +175,14 @@ def parse_time(value: str | None) -> float | None:
     return None if value is None else datetime.fromisoformat(value).timestamp()
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def arguments(description: str) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(description=description)
 

@@ -24,6 +24,7 @@ from bench.common import (
     ms,
     parse_time,
     percentile,
+    positive,
     settings,
     start_workbench,
 )
@@ -102,7 +103,7 @@ def overheads(task: dict[str, Any], planned: dict[str, dict[str, Any]]) -> dict[
 
 def main(argv: list[str] | None = None) -> None:
     parser = arguments(__doc__.splitlines()[0])
-    parser.add_argument("--nodes", type=int, default=50)
+    parser.add_argument("--nodes", type=positive, default=50)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--replicas", type=int, default=4, help=f"workbench replicas, {AGENT_MAX_CONCURRENCY} slots each"

@@ -34,6 +34,7 @@ from bench.common import (
     ms,
     parse_time,
     percentile,
+    positive,
     settings,
     start_workbench,
 )
@@ -142,8 +143,8 @@ async def routed(
 
 def main(argv: list[str] | None = None) -> None:
     parser = arguments(__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=1000, help="echo calls per side")
-    parser.add_argument("--replicas", type=int, default=2, help="workbench replicas")
+    parser.add_argument("--n", type=positive, default=1000, help="echo calls per side")
+    parser.add_argument("--replicas", type=positive, default=2, help="workbench replicas")
     parser.add_argument("--serial", type=int, default=30, help="calls made one at a time for unloaded latency")
     args = parser.parse_args(argv)
     concurrency = args.replicas * AGENT_MAX_CONCURRENCY

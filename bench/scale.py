@@ -7,6 +7,7 @@ lifetime peak RSS (VmHWM) belongs to that size alone.
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import time
 from typing import Any
@@ -22,6 +23,7 @@ from bench.common import (
     emit,
     machine,
     parse_time,
+    positive,
     rss_kib,
     settings,
     start_workbench,
@@ -128,9 +130,12 @@ def growth(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 def main(argv: list[str] | None = None) -> None:
     parser = arguments(__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,1000,10000", help="comma-separated plan sizes")
-    parser.add_argument("--replicas", type=int, default=2)
+    parser.add_argument("--replicas", type=positive, default=2)
     args = parser.parse_args(argv)
-    sizes = [int(s) for s in args.sizes.split(",")]
+    try:
+        sizes = [positive(s) for s in args.sizes.split(",")]
+    except (ValueError, argparse.ArgumentTypeError) as err:
+        parser.error(f"--sizes: {err}")
     results = []
     for size in sizes:
         with bench_cluster() as c:  # a fresh Reynolds process per size: VmHWM is a lifetime peak
