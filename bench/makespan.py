@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--nodes", type=positive, default=50)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
-        "--replicas", type=int, default=4, help=f"workbench replicas, {AGENT_MAX_CONCURRENCY} slots each"
+        "--replicas", type=positive, default=4, help=f"workbench replicas, {AGENT_MAX_CONCURRENCY} slots each"
     )
     parser.add_argument("--edge-probability", type=float, default=0.1, help="chance each earlier node is a parent")
     args = parser.parse_args(argv)
