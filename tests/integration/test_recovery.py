@@ -3,8 +3,11 @@ Work is never lost and, where an idempotency key can dedupe it, never done twice
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from datetime import UTC, datetime
 
+import anyio
 import pytest
 
 from reynolds.client import call
@@ -18,6 +21,7 @@ from tests.integration.conftest import (
     subtask,
     wait_task,
     wait_until,
+    when,
 )
 
 
@@ -170,3 +174,38 @@ async def test_call_timeout_retries_then_fails_and_frees_the_agent(reynolds_clus
     assert subtask(task, "after")["state"] == "skipped"
     # the timed-out calls do not keep running on the agent
     await wait_until(inflight_is(agent, 0), 5, "the agent to stop the timed-out sleeps")
+
+
+@pytest.mark.anyio
+async def test_work_queued_behind_a_busy_pool_still_waits_for_a_replacement_replica(reynolds_cluster: Cluster) -> None:
+    # no_replica_wait_s bounds how long work waits for *some* replica to exist. Work that already queued a
+    # long time behind a busy replica must still get that whole wait once the pool loses its replica.
+    wait_s = 6.0
+    reynolds = reynolds_cluster.start_reynolds(REYNOLDS_NO_REPLICA_WAIT_S=str(wait_s))
+    first = reynolds_cluster.start_agent("workbench", reynolds=reynolds, AGENT_MAX_CONCURRENCY="1")
+    reynolds_cluster.wait_registered([first.name])
+    plan = {
+        "subtasks": [
+            {"id": "hog", "tool": "record", "arguments": {"key": "hog", "seconds": wait_s + 2}},
+            {"id": "q1", "tool": "record", "arguments": {"key": "q1"}},
+            {"id": "q2", "tool": "record", "arguments": {"key": "q2"}},
+        ]
+    }
+    async with reynolds_cluster.client() as c:
+        task_id = (await call(c, "orchestrate", {"plan": plan, "wait": False}))["task_id"]
+        submitted = time.monotonic()
+        await wait_until(inflight_is(first, 1), 10, "the hog to occupy the only slot")
+        # q1 and q2 now wait behind the hog for longer than no_replica_wait_s
+        await anyio.sleep(max(0.0, wait_s + 0.5 - (time.monotonic() - submitted)))
+        view = await call(c, "get_task", {"task_id": task_id})
+        assert [subtask(view, q)["state"] for q in ("q1", "q2")] == ["queued", "queued"], view
+        first.kill()
+        killed_at = datetime.now(UTC)
+        second = reynolds_cluster.start_agent("workbench", reynolds=reynolds)  # ready in a few seconds
+        task = await wait_task(c, task_id, timeout_s=40)
+    outcome = [
+        (s["id"], s["state"], s["error"], f"ended {(when(s['finished_at']) - killed_at).total_seconds():.1f} s after")
+        for s in task["subtasks"]
+    ]
+    assert task["state"] == "succeeded", outcome
+    assert recorded_keys(reynolds_cluster, [first, second]) == Counter(["hog", "q1", "q2"])
