@@ -38,7 +38,7 @@ async def connect(url: str, token: str) -> AsyncIterator[Client]:
         httpx2.AsyncClient(
             headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30.0, read=None)
         ) as http,
-        Client(streamable_http_client(url, http_client=http)) as client,
+        Client(streamable_http_client(url, http_client=http, max_sse_event_size=None)) as client,
     ):
         yield client
 

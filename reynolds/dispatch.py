@@ -9,6 +9,7 @@ renewed in Postgres and Redis together, so only a dead process's work is ever re
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import json
 import os
@@ -38,6 +39,7 @@ from reynolds.sessions import Sessions
 from reynolds.store import Claim, Ready, Store
 
 log = structlog.get_logger("reynolds.dispatch")
+ACK_INTERVAL_S = 0.02
 
 
 def consumer_name() -> str:
@@ -80,6 +82,8 @@ class Dispatcher:
         self._calls: TaskGroup | None = None
         self._stopping = anyio.Event()
         self._drained = anyio.Event()
+        self._stats: list[tuple[str, str, bool, float, str | None]] = []  # outcomes not yet in tool_stats
+        self._acks: list[Message] = []  # messages whose outcome is stored, not yet acked
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self) -> None:
@@ -91,6 +95,7 @@ class Dispatcher:
                 loops.start_soon(self._watch_pools, loops)
                 loops.start_soon(self._keep_leases)
                 loops.start_soon(self._move_due)
+                loops.start_soon(self._ack_batches)
                 loops.start_soon(self._listen_control)
                 await self._stopping.wait()
                 loops.cancel_scope.cancel()
@@ -98,11 +103,23 @@ class Dispatcher:
                 while any(p.running for p in self.pools.values()):  # noqa: ASYNC110 - polls several dicts
                     await anyio.sleep(0.05)
             calls.cancel_scope.cancel()  # what did not drain gives its lease back (see _call)
+        with anyio.CancelScope(shield=True):
+            await self.flush_acks()
         self._drained.set()
 
     async def stop(self) -> None:
         self._stopping.set()
         await self._drained.wait()
+        await self.flush_stats()
+
+    async def flush_stats(self) -> None:
+        """Write the call outcomes gathered since the last flush (one round trip instead of one per call)."""
+        batch, self._stats = self._stats, []
+        try:
+            await self.store.record_stats(batch)
+        except Exception:
+            self._stats[:0] = batch  # keep them for the next round
+            raise
 
     async def _watch_pools(self, loops: TaskGroup) -> None:
         while True:
@@ -249,16 +266,29 @@ class Dispatcher:
                 with anyio.CancelScope(shield=True):
                     await self.store.release_lease(claim.task_id, claim.subtask_id, self.consumer)
             raise
-        except Exception:
-            log.exception("dispatch failed unexpectedly", task_id=message.task_id, subtask_id=message.subtask_id)
-            ack = False  # leave it pending: after the visibility timeout someone tries again
+        except Exception as err:
+            log.exception("dispatch failed unexpectedly")
+            ack = await self._after_crash(message, claim, replica, err)
         finally:
             self._scopes.pop(key, None)
             self.registry.call_finished(replica, outcome)
             state.running.pop(message.id, None)
             if ack:
-                with anyio.CancelScope(shield=True):
-                    await self.queue.ack(message)
+                self._acks.append(message)  # acked in the next batch: the outcome is already stored
+
+    async def _after_crash(self, message: Message, claim: Claim | None, replica: Replica, err: Exception) -> bool:
+        """An unexpected error: count it as a failed attempt (so it cannot loop forever); if even that cannot be
+        stored, give the lease back and leave the message for reclaim. Returns whether to ack."""
+        if claim is None:
+            return False
+        try:
+            reason = f"internal error: {type(err).__name__}: {err}"
+            await self._retry_or_fail(message, claim, reason, replica.agent_id, "internal")
+            return True
+        except Exception:
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await self.store.release_lease(claim.task_id, claim.subtask_id, self.consumer)
+            return False
 
     async def _invoke(
         self, replica: Replica, claim: Claim, arguments: dict[str, Any], limit_s: float
@@ -275,7 +305,7 @@ class Dispatcher:
     ) -> None:
         text = "\n".join(getattr(c, "text", "") for c in result.content if getattr(c, "type", "") == "text")
         if result.is_error:
-            await self.store.record_stat(claim.pool, claim.tool, False, elapsed, text[:500])
+            self._stats.append((claim.pool, claim.tool, False, elapsed, text[:500]))
             if claim.retryable:
                 await self._retry_or_fail(
                     message, claim, text or "tool reported an error", replica.agent_id, "tool_error"
@@ -284,7 +314,7 @@ class Dispatcher:
                 await self._fail(message, claim, text or "tool reported an error", replica.agent_id)
             return
         output = result.structured_content if result.structured_content is not None else {"text": text}
-        await self.store.record_stat(claim.pool, claim.tool, True, elapsed)
+        self._stats.append((claim.pool, claim.tool, True, elapsed, None))
         transition = await self.store.finish(
             claim.task_id, claim.subtask_id, self.consumer, "succeeded", result=output, agent_id=replica.agent_id
         )
@@ -329,9 +359,28 @@ class Dispatcher:
             try:
                 await self.store.renew_leases(self.consumer, self.settings.visibility_timeout_s)
                 for pool, state in self.pools.items():
-                    await self.queue.renew(pool, self.consumer, [*state.held_ids, *state.running])
+                    waiting = [m.id for m in self._acks if m.pool == pool]
+                    await self.queue.renew(pool, self.consumer, [*state.held_ids, *state.running, *waiting])
             except Exception as err:
                 log.warning("lease renewal failed", error=str(err))
+
+    async def flush_acks(self) -> None:
+        batch, self._acks = self._acks, []
+        try:
+            await self.queue.ack(*batch)
+        except Exception:
+            self._acks[:0] = batch  # acks are idempotent; try again next round
+            raise
+
+    async def _ack_batches(self) -> None:
+        """Ack in batches, one Redis round trip for many calls. A crash before a batch is harmless: the message
+        is reclaimed, its claim finds the subtask finished, and it is acked then."""
+        while True:
+            await anyio.sleep(ACK_INTERVAL_S)
+            try:
+                await self.flush_acks()
+            except (OSError, aioredis.RedisError) as err:
+                log.warning("acking failed; retrying", error=str(err))
 
     async def _move_due(self) -> None:
         while True:

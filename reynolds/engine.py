@@ -65,6 +65,7 @@ class Engine:
         self.keys = keys
         self.metrics = metrics
         self._estimates: tuple[float, dict[tuple[str, str], float]] = (0.0, {})
+        self._events: dict[str, dict[str, Any]] = {}  # latest unsent progress event per task
 
     # ------------------------------------------------------------------ planning
     async def estimate(self) -> Callable[[str, str], float]:
@@ -207,7 +208,21 @@ class Engine:
         return await self.store.task_view(task_id)
 
     async def publish(self, task_id: str, event: dict[str, Any]) -> None:
-        await self.redis.publish(self.keys.progress(task_id), json.dumps(event))
+        """Tell a task's waiters something changed. Events are coalesced per task and sent by ``flush_events``
+        (they only wake waiters, which read the state from Postgres); the end of a task goes out at once."""
+        if "task" in event:
+            self._events.pop(task_id, None)
+            await self.redis.publish(self.keys.progress(task_id), json.dumps(event))
+        else:
+            self._events[task_id] = event
+
+    async def flush_events(self) -> None:
+        batch, self._events = self._events, {}
+        if batch:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for task_id, event in batch.items():
+                    pipe.publish(self.keys.progress(task_id), json.dumps(event))
+                await pipe.execute()
 
     # ------------------------------------------------------------------ reading
     async def get_task(self, task_id: str) -> TaskView:
@@ -222,15 +237,18 @@ class Engine:
         _check_id(task_id)
         async with self.redis.pubsub() as pubsub:
             await pubsub.subscribe(self.keys.progress(task_id))
-            last_report = 0.0
+            last_report = last_check = 0.0
             last_done = -1
+            check = True
             with anyio.move_on_after(timeout_s):
                 while True:
-                    state = await self.store.task_state(task_id)
-                    if state is None:
-                        raise errors.NotFound(f"no task {task_id}")
-                    if state in TERMINAL_TASK_STATES:
-                        break
+                    if check:
+                        state = await self.store.task_state(task_id)
+                        if state is None:
+                            raise errors.NotFound(f"no task {task_id}")
+                        if state in TERMINAL_TASK_STATES:
+                            break
+                        last_check = time.monotonic()
                     if progress and time.monotonic() - last_report >= PROGRESS_MIN_INTERVAL_S:
                         counts = await self.store.progress(task_id)
                         total = sum(counts.values())
@@ -240,7 +258,9 @@ class Engine:
                             await progress(done, total, f"{done}/{total} subtasks finished, {running} running")
                             last_done = done
                         last_report = time.monotonic()
-                    await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    event = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    # the end of a task is announced on its channel; otherwise look again once a second
+                    check = event is None or '"task"' in str(event.get("data")) or time.monotonic() - last_check >= 1
         view = await self.store.task_view(task_id)
         if progress and view.state in TERMINAL_TASK_STATES:
             total = sum(view.counts.values())

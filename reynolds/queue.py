@@ -109,11 +109,15 @@ class TaskQueue:
         if ids:
             await self.redis.xclaim(self.keys.stream(pool), CONSUMER_GROUP, consumer, 0, list(ids), justid=True)
 
-    async def ack(self, message: Message) -> None:
-        stream = self.keys.stream(message.pool)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(stream, CONSUMER_GROUP, message.id)
-            pipe.xdel(stream, message.id)
+    async def ack(self, *messages: Message) -> None:
+        """Done with these messages (their outcomes are stored): remove them from the group and the stream."""
+        if not messages:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for m in messages:
+                stream = self.keys.stream(m.pool)
+                pipe.xack(stream, CONSUMER_GROUP, m.id)
+                pipe.xdel(stream, m.id)
             await pipe.execute()
 
     async def dead_letter(self, message: Message, reason: str, attempts: int) -> None:

@@ -155,6 +155,8 @@ async def _upkeep(service: Service, tg: TaskGroup) -> None:
     async with httpx2.AsyncClient(verify=False) as http:
         tg.start_soon(every, service.settings.probe_interval_s, "probe", lambda: service.registry.probe_all(http))
         tg.start_soon(every, 2.0, "sweep", service.engine.sweep)
+        tg.start_soon(every, 1.0, "stats", service.dispatcher.flush_stats)
+        tg.start_soon(every, 0.05, "events", service.engine.flush_events)
         tg.start_soon(every, 2.0, "gauges", service.engine.refresh_gauges)
         tg.start_soon(every, 5.0, "ready", service.ready)
         await anyio.sleep_forever()

@@ -25,6 +25,7 @@ log = structlog.get_logger("reynolds.sessions")
 
 ProgressFn = Callable[[float, float | None, str | None], Awaitable[None]]
 CONNECT_TIMEOUT_S = 10.0
+MAX_RESULT_BYTES = 64 * 1024 * 1024  # one tool result; the SDK's default (1 MiB) is too small for reports
 
 
 class Endpoint:
@@ -64,7 +65,9 @@ class Connection:
                 timeout = httpx2.Timeout(CONNECT_TIMEOUT_S, read=None)
                 async with (
                     httpx2.AsyncClient(headers=headers, timeout=timeout, limits=limits, verify=False) as http,
-                    Client(streamable_http_client(ep.url, http_client=http)) as client,
+                    Client(
+                        streamable_http_client(ep.url, http_client=http, max_sse_event_size=MAX_RESULT_BYTES)
+                    ) as client,
                 ):
                     await self._hold(client, task_status)
         except Exception as err:

@@ -84,6 +84,11 @@ def _decode_jsonb(data: bytes) -> Any:
     return json.loads(data[1:])
 
 
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    """Reynolds keeps no session state (only transaction-scoped locks), so a released connection needs no
+    RESET ALL / UNLISTEN round trip."""
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # binary format, because COPY (bulk insert of large plans) only speaks binary
     await conn.set_type_codec(
@@ -116,6 +121,7 @@ class Store:
                 min_size=1,
                 max_size=size,
                 init=_init_connection,
+                reset=_no_reset,
                 server_settings={"search_path": schema},
             )
         except (OSError, asyncpg.PostgresError) as err:
@@ -374,13 +380,18 @@ class Store:
         """Record a terminal outcome and move the graph on. None if this owner no longer holds the subtask."""
         assert state in TERMINAL_SUBTASK_STATES
         tid = UUID(task_id)
+        event = {"agent_id": agent_id, **({"error": error} if error else {})}
         async with self.pool.acquire() as conn, conn.transaction():
-            task_state = await conn.fetchval("SELECT state FROM tasks WHERE id = $1 FOR UPDATE", tid)
+            # one round trip: lock the task row (first: the UPDATE joins it), record the outcome and its event
             row = await conn.fetchrow(
-                "UPDATE subtasks SET state = $4, result = $5, error = $6, agent_id = coalesce($7, agent_id),"
-                " last_agent_id = coalesce($7, last_agent_id), finished_at = now(), lease_owner = NULL,"
-                " lease_until = NULL WHERE task_id = $1 AND id = $2 AND state = 'running' AND lease_owner = $3"
-                " RETURNING id",
+                "WITH t AS (SELECT id, state FROM tasks WHERE id = $1 FOR UPDATE),"
+                " done AS (UPDATE subtasks s SET state = $4, result = $5, error = $6,"
+                "   agent_id = coalesce($7, s.agent_id), last_agent_id = coalesce($7, s.last_agent_id),"
+                "   finished_at = now(), lease_owner = NULL, lease_until = NULL"
+                "   FROM t WHERE s.task_id = t.id AND s.id = $2 AND s.state = 'running' AND s.lease_owner = $3"
+                "   RETURNING s.id),"
+                " ev AS (INSERT INTO events (task_id, subtask_id, kind, data) SELECT $1, id, $8, $9 FROM done)"
+                " SELECT t.state, EXISTS (SELECT 1 FROM done) AS mine FROM t",
                 tid,
                 subtask_id,
                 owner,
@@ -388,18 +399,19 @@ class Store:
                 result,
                 error,
                 agent_id,
+                f"subtask_{state}",
+                event,
             )
-            if row is None:
+            if row is None or not row["mine"]:
                 return None
-            await self._event(
-                conn, tid, subtask_id, f"subtask_{state}", {"agent_id": agent_id, **({"error": error} if error else {})}
-            )
-            return await self._advance(conn, tid, task_state, [subtask_id], failed=state != "succeeded")
+            return await self._advance(conn, tid, row["state"], [subtask_id], failed=state != "succeeded")
 
     async def _advance(
         self, conn: asyncpg.Connection, tid: UUID, task_state: str, changed: list[str], failed: bool
     ) -> Transition:
-        """After ``changed`` became terminal: skip what can no longer run, release what now can."""
+        """After ``changed`` became terminal: skip what can no longer run, release what now can, and finish the
+        task when nothing is left open. Runs under the task's row lock, in a statement after the change, so a
+        join whose dependencies finish at the same time in two processes is released exactly once."""
         out = Transition()
         if failed:
             rows = await conn.fetch(
@@ -416,38 +428,37 @@ class Store:
             out.skipped = [r["id"] for r in rows]
             if out.skipped:
                 await self._event(conn, tid, None, "subtasks_skipped", {"ids": out.skipped, "because": changed})
-        if task_state == "running":
-            rows = await conn.fetch(
-                "UPDATE subtasks s SET state = 'ready', ready_at = now()"
-                " FROM tasks t WHERE t.id = s.task_id AND s.task_id = $1 AND s.state = 'pending'"
-                " AND (s.depends_on && $2::text[] OR s.after_ids && $2::text[])"
-                " AND NOT EXISTS (SELECT 1 FROM subtasks d WHERE d.task_id = $1 AND d.id = ANY(s.depends_on)"
-                "   AND d.state <> 'succeeded')"
-                " AND NOT EXISTS (SELECT 1 FROM subtasks d WHERE d.task_id = $1 AND d.id = ANY(s.after_ids)"
-                "   AND d.state IN ('pending', 'ready', 'queued', 'running'))"
-                " RETURNING s.id, s.pool, s.rank, t.priority",
-                tid,
-                [*changed, *out.skipped],
-            )
-            out.released = [Ready(str(tid), r["id"], r["pool"], r["rank"], r["priority"]) for r in rows]
-        if not out.released:
-            out.task_state = await self._maybe_finish_task(conn, tid)
-        return out
-
-    async def _maybe_finish_task(self, conn: asyncpg.Connection, tid: UUID) -> str | None:
-        if await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM subtasks WHERE task_id = $1 AND state = ANY($2))", tid, list(OPEN_STATES)
-        ):
-            return None
-        final = await conn.fetchval(
-            "UPDATE tasks SET state = CASE WHEN EXISTS (SELECT 1 FROM subtasks WHERE task_id = $1"
-            "   AND state <> 'succeeded') THEN 'failed' ELSE 'succeeded' END, finished_at = now()"
-            " WHERE id = $1 AND state = 'running' RETURNING state",
+        if task_state != "running":
+            return out
+        rows = await conn.fetch(
+            "WITH released AS ("
+            "  UPDATE subtasks s SET state = 'ready', ready_at = now()"
+            "  FROM tasks t WHERE t.id = s.task_id AND s.task_id = $1 AND s.state = 'pending'"
+            "  AND (s.depends_on && $2::text[] OR s.after_ids && $2::text[])"
+            "  AND NOT EXISTS (SELECT 1 FROM subtasks d WHERE d.task_id = $1 AND d.id = ANY(s.depends_on)"
+            "    AND d.state <> 'succeeded')"
+            "  AND NOT EXISTS (SELECT 1 FROM subtasks d WHERE d.task_id = $1 AND d.id = ANY(s.after_ids)"
+            "    AND d.state = ANY($3))"
+            "  RETURNING s.id, s.pool, s.rank, t.priority),"
+            " finished AS ("
+            "  UPDATE tasks SET finished_at = now(), state = CASE WHEN EXISTS (SELECT 1 FROM subtasks"
+            "    WHERE task_id = $1 AND state <> 'succeeded') THEN 'failed' ELSE 'succeeded' END"
+            "  WHERE id = $1 AND state = 'running' AND NOT EXISTS (SELECT 1 FROM released)"
+            "  AND NOT EXISTS (SELECT 1 FROM subtasks WHERE task_id = $1 AND state = ANY($3))"
+            "  RETURNING state),"
+            " ev AS (INSERT INTO events (task_id, kind) SELECT $1, 'task_' || state FROM finished)"
+            " SELECT id, pool, rank, priority, NULL AS final FROM released"
+            " UNION ALL SELECT NULL, NULL, NULL, NULL, state FROM finished",
             tid,
+            [*changed, *out.skipped],
+            list(OPEN_STATES),
         )
-        if final:
-            await self._event(conn, tid, None, f"task_{final}", {})
-        return final
+        for r in rows:
+            if r["final"] is not None:
+                out.task_state = r["final"]
+            else:
+                out.released.append(Ready(str(tid), r["id"], r["pool"], r["rank"], r["priority"]))
+        return out
 
     async def schedule_retry(
         self, task_id: str, subtask_id: str, owner: str, error: str, delay_s: float, agent_id: str | None
@@ -646,7 +657,13 @@ class Store:
 
     # ------------------------------------------------------------------ learning
     async def record_stat(self, pool: str, tool: str, ok: bool, seconds: float, error: str | None = None) -> None:
-        await self.pool.execute(
+        await self.record_stats([(pool, tool, ok, seconds, error)])
+
+    async def record_stats(self, outcomes: Sequence[tuple[str, str, bool, float, str | None]]) -> None:
+        """Fold call outcomes (pool, tool, ok, seconds, error) into tool_stats, in order, in one round trip."""
+        if not outcomes:
+            return
+        await self.pool.executemany(
             "INSERT INTO tool_stats AS t (pool, tool, successes, failures, total_seconds, ewma_seconds, last_error)"
             " VALUES ($1, $2, $3::int, 1 - $3::int, $4::float8, CASE WHEN $3::int = 1 THEN $4::float8 END, $5)"
             " ON CONFLICT (pool, tool) DO UPDATE SET successes = t.successes + $3::int,"
@@ -654,11 +671,7 @@ class Store:
             " ewma_seconds = CASE WHEN $3::int = 1 THEN coalesce(0.8 * t.ewma_seconds + 0.2 * $4, $4)"
             " ELSE t.ewma_seconds END,"
             " last_error = coalesce($5, t.last_error), updated_at = now()",
-            pool,
-            tool,
-            int(ok),
-            seconds,
-            error,
+            [(pool, tool, int(ok), seconds, error) for pool, tool, ok, seconds, error in outcomes],
         )
 
     async def duration_estimates(self) -> dict[tuple[str, str], float]:
