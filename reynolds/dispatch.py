@@ -51,6 +51,7 @@ class PoolState:
     held: list[tuple[tuple[int, float, str], Message]] = field(default_factory=list)  # heap by priority
     held_ids: set[str] = field(default_factory=set)
     running: dict[str, Message] = field(default_factory=dict)
+    unusable_since_ms: float | None = None  # when the pool last lost its last usable replica
 
 
 class Dispatcher:
@@ -150,8 +151,8 @@ class Dispatcher:
                     block = 50 if state.held else 500
                     self._hold(state, await self.queue.read(pool, self.consumer, room, block))
                 await self._start_calls(pool, state)
+                await self._expire_unplaceable(pool, state)
                 if state.held:
-                    await self._expire_unplaceable(pool, state)
                     with anyio.move_on_after(0.2):
                         await self.registry.changed.wait()
             except (OSError, aioredis.RedisError) as err:
@@ -179,13 +180,17 @@ class Dispatcher:
     async def _expire_unplaceable(self, pool: str, state: PoolState) -> None:
         """Subtasks that found no usable replica for ``no_replica_wait_s`` fail with that reason. A pool whose
         replicas are merely busy queues its work for as long as it takes."""
-        if await self.registry.usable(pool):
-            return
         now_ms = time.time() * 1000
+        if await self.registry.usable(pool):
+            state.unusable_since_ms = None
+            return
+        if state.unusable_since_ms is None:
+            state.unusable_since_ms = now_ms
         limit_ms = self.settings.no_replica_wait_s * 1000
         keep = []
         for order, m in state.held:
-            if now_ms - int(m.id.split("-")[0]) < limit_ms:
+            # the wait starts when the subtask was queued or when the pool became unusable, whichever is later
+            if now_ms - max(int(m.id.split("-")[0]), state.unusable_since_ms) < limit_ms:
                 keep.append((order, m))
                 continue
             state.held_ids.discard(m.id)
