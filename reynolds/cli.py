@@ -338,6 +338,8 @@ def _or_exit(fn: Any) -> Any:
         first = _innermost(group)
         if isinstance(first, errors.ReynoldsError):
             raise click.ClickException(str(first)) from group
+        if "Server returned an error response" in str(first):  # how the SDK reports a 401 while connecting
+            raise click.ClickException("Reynolds refused the connection: wrong or missing client token?") from group
         raise click.ClickException(f"{type(first).__name__}: {first}") from group
     except (OSError, ValueError) as err:  # unreadable secret files, invalid settings (pydantic errors are ValueErrors)
         raise click.ClickException(str(err)) from err

@@ -228,14 +228,19 @@ class Dispatcher:
                 ack = why != "leased"
                 return
             log.debug("claimed", task_id=claim.task_id, subtask_id=claim.subtask_id, attempt=claim.attempts)
-            if claim.last_agent_id == replica.agent_id:
+            # A call interrupted by a dead dispatcher goes back to the same replica, whose idempotency key then
+            # joins or answers it; a retry after a failure goes elsewhere if it can.
+            other = None
+            if claim.interrupted_on and claim.interrupted_on != replica.agent_id:
+                other = await self.registry.choose(message.pool, prefer=claim.interrupted_on)
+            elif claim.last_agent_id == replica.agent_id:
                 other = await self.registry.choose(message.pool, avoid=replica.agent_id)
-                if other is not None and other.agent_id != replica.agent_id:
-                    self.registry.call_finished(replica, None)
-                    self.registry.call_started(other)
-                    replica = other
-                    structlog.contextvars.bind_contextvars(agent_id=replica.agent_id)
-                    await self.store.assign(claim.task_id, claim.subtask_id, self.consumer, replica.agent_id)
+            if other is not None and other.agent_id != replica.agent_id:
+                self.registry.call_finished(replica, None)
+                self.registry.call_started(other)
+                replica = other
+                structlog.contextvars.bind_contextvars(agent_id=replica.agent_id)
+                await self.store.assign(claim.task_id, claim.subtask_id, self.consumer, replica.agent_id)
             arguments = claim.arguments
             if claim.depends_on:
                 try:

@@ -212,9 +212,10 @@ class Registry:
     def health_of(self, replica: Replica) -> ReplicaHealth:
         return self._health(replica.key)
 
-    async def choose(self, pool: str, avoid: str | None = None) -> Replica | None:
-        """A healthy replica with a free slot whose circuit allows a call: least loaded first, then the one
-        with the better success record; ``avoid`` (the replica that just failed) only if nothing else is."""
+    async def choose(self, pool: str, avoid: str | None = None, prefer: str | None = None) -> Replica | None:
+        """A healthy replica with a free slot whose circuit allows a call: ``prefer`` if it is one, else the least
+        loaded, then the one with the better success record; ``avoid`` (the replica that just failed) only if
+        nothing else is."""
         candidates = []
         for r in await self.replicas(pool):
             h = self._health(r.key)
@@ -222,6 +223,9 @@ class Registry:
                 candidates.append(r)
         if not candidates:
             return None
+        for r in candidates:
+            if r.agent_id == prefer:
+                return r
         preferred = [r for r in candidates if r.agent_id != avoid] or candidates
         return min(
             preferred,

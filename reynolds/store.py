@@ -56,6 +56,7 @@ class Claim:
     last_agent_id: str | None
     deadline: datetime | None
     ready_at: datetime | None
+    interrupted_on: str | None = None  # replica a dead dispatcher's call was on (this claim reclaims it)
 
 
 @dataclass
@@ -313,11 +314,14 @@ class Store:
                 "UPDATE subtasks s SET state = 'running', attempts = s.attempts + 1, lease_owner = $3,"
                 " lease_until = now() + make_interval(secs => $4), started_at = now(), not_before = NULL,"
                 " agent_id = coalesce($5, s.agent_id)"
-                " FROM tasks t WHERE t.id = s.task_id AND s.task_id = $1 AND s.id = $2 AND t.state = 'running'"
+                " FROM tasks t,"
+                " (SELECT state AS was, agent_id AS was_on FROM subtasks WHERE task_id = $1 AND id = $2) o"
+                " WHERE t.id = s.task_id AND s.task_id = $1 AND s.id = $2 AND t.state = 'running'"
                 " AND (s.state IN ('ready', 'queued') OR (s.state = 'running' AND s.lease_until < now()))"
                 " AND (s.not_before IS NULL OR s.not_before <= now() + interval '50 milliseconds')"
                 " RETURNING s.tool, s.pool, s.arguments, s.depends_on, s.attempts, s.max_attempts, s.retryable,"
-                " s.timeout_s, s.last_agent_id, t.deadline, s.ready_at",
+                " s.timeout_s, s.last_agent_id, t.deadline, s.ready_at,"
+                " CASE WHEN o.was = 'running' THEN o.was_on END AS interrupted_on",
                 UUID(task_id),
                 subtask_id,
                 owner,
