@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     autoscale_max: int = Field(10, ge=1)
     autoscale_interval_s: float = Field(15.0, gt=0)
 
+    # --- GitHub tracking (orchestrate track_in_github=true)
+    github_token: str = Field("", description="token that may write issues in github_repo")
+    github_repo: str | None = Field(None, pattern=r"^[\w.-]+/[\w.-]+$", description="owner/name of the tracking repo")
+    github_base_url: str = Field("https://api.github.com", description="GitHub Enterprise: https://HOST/api/v3")
+
     # --- presentation
     personality: Literal["on", "off"] = "on"
     log_level: str = "INFO"
@@ -90,7 +95,12 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _secrets(cls, values: dict) -> dict:
-        return read_secret_files(values, ["client_tokens", "agent_token", "database_password"], "REYNOLDS_")
+        names = ["client_tokens", "agent_token", "database_password", "github_token"]
+        values = read_secret_files(values, names, "REYNOLDS_")
+        for name in names:  # a stray space or newline around a token is never part of it
+            if isinstance(values.get(name), str):
+                values[name] = values[name].strip()
+        return values
 
     @property
     def client_token_list(self) -> list[str]:
@@ -99,4 +109,4 @@ class Settings(BaseSettings):
     @property
     def secrets(self) -> list[str]:
         """Values the log redactor must never print."""
-        return [s for s in [*self.client_token_list, self.agent_token.strip(), self.database_password] if s]
+        return [s for s in [*self.client_token_list, self.agent_token, self.database_password, self.github_token] if s]

@@ -95,13 +95,26 @@ class Engine:
         priority: int = 0,
         timeout_s: float | None = None,
         planning: Planning | None = None,
+        track_in_github: bool = False,
     ) -> tuple[str, PlanView]:
         """Validate, store and queue a plan. Raises a PlanError (and stores nothing) when it cannot run."""
+        if track_in_github and not (self.settings.github_token and self.settings.github_repo):
+            raise errors.InvalidRequest(
+                "GitHub tracking is not configured: set REYNOLDS_GITHUB_TOKEN_FILE and REYNOLDS_GITHUB_REPO"
+            )
         view = await self.plan(plan, strategy)
         task_id = uuid.uuid4()
         deadline = datetime.now(UTC) + timedelta(seconds=timeout_s) if timeout_s else None
         ready = await self.store.create_task(
-            task_id, goal, view.strategy, priority, plan.model_dump(mode="json"), deadline, view.subtasks, planning
+            task_id,
+            goal,
+            view.strategy,
+            priority,
+            plan.model_dump(mode="json"),
+            deadline,
+            view.subtasks,
+            planning,
+            track_in_github,
         )
         self.metrics.tasks_submitted.inc()
         log.info("task submitted", task_id=str(task_id), subtasks=len(view.subtasks), strategy=view.strategy)

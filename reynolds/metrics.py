@@ -66,6 +66,11 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=registry,
         )
+        self.github_failures = Counter(
+            "reynolds_github_sync_failures",
+            "GitHub tracking updates that failed (tasks are unaffected)",
+            registry=registry,
+        )
         self.ready = Gauge(
             "reynolds_ready", "1 when Postgres and Redis answer and migrations are applied", registry=registry
         )

@@ -124,6 +124,7 @@ class TaskView(BaseModel):
     subtasks: list[SubtaskView] = Field(default_factory=list)
     error: str | None = None
     planning: Planning = Field(default_factory=Planning)
+    github_issue: int | None = Field(None, description="number of the tracking issue, when tracked in GitHub")
     message: str | None = Field(None, description="Reynolds' closing words on the task")
 
 

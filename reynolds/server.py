@@ -121,6 +121,7 @@ def client_server(holder: Holder, state_key: str) -> MCPServer:
         strategy: Strategy = "parallel",
         priority: Annotated[int, Field(ge=-100, le=100)] = 0,
         timeout_s: Annotated[float | None, Field(gt=0, le=7 * 86_400)] = None,
+        track_in_github: bool = False,
     ) -> TaskView:
         """Run a plan: a DAG of tool calls ({"subtasks": [{"id", "tool", "arguments", "depends_on", "pool"?}]}).
         Independent subtasks run in parallel on the pools whose agents offer the tools; an argument
@@ -129,10 +130,10 @@ def client_server(holder: Holder, state_key: str) -> MCPServer:
         its words to tool names (the plan used is in the result). With wait=true (default) progress is
         reported and the finished task returned; wait=false returns at once with the task id (poll get_task).
         strategy: parallel | sequential | auto. priority: higher runs first. timeout_s fails the task when
-        exceeded."""
+        exceeded. track_in_github keeps a tracking issue with a checklist (needs REYNOLDS_GITHUB_* settings)."""
         plan, planning = await resolve_plan(plan, goal, draft, redraft)
         service = holder.get()
-        task_id, _ = await service.engine.submit(plan, goal, strategy, priority, timeout_s, planning)
+        task_id, _ = await service.engine.submit(plan, goal, strategy, priority, timeout_s, planning, track_in_github)
         if not wait:
             return await service.engine.get_task(task_id)
 
@@ -327,7 +328,7 @@ def build_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or Settings()
     if not settings.client_token_list:
         raise errors.InvalidRequest("no client token: set REYNOLDS_CLIENT_TOKENS_FILE (one token per line)")
-    if not settings.agent_token.strip():
+    if not settings.agent_token:
         raise errors.InvalidRequest("no agent token: set REYNOLDS_AGENT_TOKEN_FILE")
     holder = Holder()
     clients, agents = client_server(holder, request_state_key(settings)), agent_server(holder)
@@ -373,4 +374,4 @@ def build_app(settings: Settings | None = None) -> ASGIApp:
         ],
         lifespan=lifespan,
     )
-    return BearerAuth(app, {"/mcp": settings.client_token_list, "/agents/mcp": [settings.agent_token.strip()]})
+    return BearerAuth(app, {"/mcp": settings.client_token_list, "/agents/mcp": [settings.agent_token]})

@@ -13,7 +13,7 @@ import structlog
 from anyio.abc import TaskGroup
 from prometheus_client import CollectorRegistry
 
-from reynolds import errors
+from reynolds import errors, tracking
 from reynolds.autoscale import Autoscaler, Policy, PoolLoad
 from reynolds.config import Settings
 from reynolds.dispatch import Dispatcher
@@ -26,6 +26,7 @@ from reynolds.registry import Registry
 from reynolds.scaling import ScaleResult, scale_pool
 from reynolds.sessions import Sessions
 from reynolds.store import Store
+from reynolds.tracking import GitHubTracker
 
 log = structlog.get_logger("reynolds.service")
 
@@ -141,6 +142,21 @@ def _autoscaler(service: Service) -> Autoscaler:
     )
 
 
+async def _sync_tracking(service: Service, tracker: GitHubTracker) -> None:
+    """One round of GitHub tracking: open, update or close the issues of tracked tasks that are due."""
+    due = await service.store.claim_tracking(tracking.SYNC_EVERY_S, tracking.MAX_FAILURES, tracking.BATCH)
+    for task_id, issue in due:
+        view = await service.store.task_view(task_id)
+        try:
+            number = await tracker.sync(view, issue)
+        except Exception as err:
+            service.metrics.github_failures.inc()
+            log.warning("github tracking failed", task_id=task_id, error=tracking.describe(err))
+            await service.store.tracking_failed(task_id, tracking.describe(err))
+            continue
+        await service.store.tracked(task_id, number, closed=view.state != "running")
+
+
 async def _upkeep(service: Service, tg: TaskGroup) -> None:
     """Probe replicas, sweep orphans and deadlines, refresh gauges — each on its own cadence."""
 
@@ -157,6 +173,10 @@ async def _upkeep(service: Service, tg: TaskGroup) -> None:
         tg.start_soon(every, 2.0, "sweep", service.engine.sweep)
         tg.start_soon(every, 1.0, "stats", service.dispatcher.flush_stats)
         tg.start_soon(every, 0.05, "events", service.engine.flush_events)
+        settings = service.settings
+        if settings.github_token and settings.github_repo:
+            tracker = GitHubTracker(settings.github_token, settings.github_repo, settings.github_base_url)
+            tg.start_soon(every, 1.0, "github", lambda: _sync_tracking(service, tracker))
         tg.start_soon(every, 2.0, "gauges", service.engine.refresh_gauges)
         tg.start_soon(every, 5.0, "ready", service.ready)
         await anyio.sleep_forever()

@@ -170,6 +170,7 @@ class Store:
         deadline: datetime | None,
         subtasks: Sequence[PlannedSubtask],
         planning: Planning | None = None,
+        track_in_github: bool = False,
     ) -> list[Ready]:
         """Store a task and all its subtasks in one transaction; return the ones ready to queue."""
         rows = []
@@ -198,8 +199,8 @@ class Store:
             )
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
-                "INSERT INTO tasks (id, goal, state, strategy, priority, plan, deadline, planning)"
-                " VALUES ($1, $2, 'running', $3, $4, $5, $6, $7)",
+                "INSERT INTO tasks (id, goal, state, strategy, priority, plan, deadline, planning, track_in_github)"
+                " VALUES ($1, $2, 'running', $3, $4, $5, $6, $7, $8)",
                 task_id,
                 goal,
                 strategy,
@@ -207,6 +208,7 @@ class Store:
                 plan,
                 deadline,
                 (planning or Planning()).model_dump(),
+                track_in_github,
             )
             await conn.copy_records_to_table(
                 "subtasks",
@@ -582,6 +584,7 @@ class Store:
             subtasks=subtasks,
             error=task["error"],
             planning=Planning.model_validate(task["planning"]),
+            github_issue=task["github_issue"],
             message=task["message"],
         )
 
@@ -658,6 +661,32 @@ class Store:
         await conn.execute(
             "INSERT INTO events (task_id, subtask_id, kind, data) VALUES ($1, $2, $3, $4)", tid, subtask_id, kind, data
         )
+
+    # ------------------------------------------------------------------ GitHub tracking
+    async def claim_tracking(self, every_s: float, max_failures: int, limit: int) -> list[tuple[str, int | None]]:
+        """Tracked tasks due for a sync, claimed so that other Reynolds processes skip them this round."""
+        rows = await self.pool.fetch(
+            "UPDATE tasks SET github_synced_at = now() WHERE id IN ("
+            " SELECT id FROM tasks WHERE track_in_github AND NOT github_closed AND github_failures < $2"
+            " AND (github_synced_at IS NULL OR github_synced_at < now() - make_interval(secs => $1))"
+            " ORDER BY github_synced_at NULLS FIRST LIMIT $3 FOR UPDATE SKIP LOCKED)"
+            " RETURNING id, github_issue",
+            every_s,
+            max_failures,
+            limit,
+        )
+        return [(str(r["id"]), r["github_issue"]) for r in rows]
+
+    async def tracked(self, task_id: str, issue: int, closed: bool) -> None:
+        await self.pool.execute(
+            "UPDATE tasks SET github_issue = $2, github_closed = $3 WHERE id = $1", UUID(task_id), issue, closed
+        )
+
+    async def tracking_failed(self, task_id: str, error: str) -> None:
+        tid = UUID(task_id)
+        await self.pool.execute("UPDATE tasks SET github_failures = github_failures + 1 WHERE id = $1", tid)
+        async with self.pool.acquire() as conn:
+            await self._event(conn, tid, None, "github_sync_failed", {"error": error[:500]})
 
     # ------------------------------------------------------------------ learning
     async def record_stat(self, pool: str, tool: str, ok: bool, seconds: float, error: str | None = None) -> None:

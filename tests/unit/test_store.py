@@ -55,7 +55,7 @@ async def states(store: Store, task_id: str) -> dict[str, str]:
 # ---------------------------------------------------------------- migrations
 
 
-ALL_MIGRATIONS = ["001_core", "002_planning"]
+ALL_MIGRATIONS = ["001_core", "002_planning", "003_tracking"]
 
 
 async def test_migrate_is_idempotent_and_records_versions(raw_store: Store) -> None:
@@ -64,7 +64,7 @@ async def test_migrate_is_idempotent_and_records_versions(raw_store: Store) -> N
     assert await raw_store.migrate() == []
     assert await raw_store.migrations_pending() == []
     rows = await raw_store.pool.fetch("SELECT version, name FROM schema_migrations ORDER BY version")
-    assert [(r["version"], r["name"]) for r in rows] == [(1, "core"), (2, "planning")]
+    assert [(r["version"], r["name"]) for r in rows] == [(1, "core"), (2, "planning"), (3, "tracking")]
     tables = await raw_store.pool.fetch(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", raw_store.schema
     )
