@@ -7,10 +7,10 @@ from __future__ import annotations
 import shutil
 from collections.abc import Sequence
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from agents.runtime.errors import NotConfigured, ToolError
-from agents.runtime.sandbox import Sandbox
+from agents.runtime.sandbox import CommandResult, Sandbox
 
 NOT_INSTALLED = (
     "pac CLI not installed: no 'pac' executable on {where}. Install the Power Platform CLI "
@@ -21,15 +21,9 @@ NOT_INSTALLED = (
 ERROR_TAIL_LINES = 15
 
 
-class PacResult(BaseModel):
-    """One pac run: the command, its exit code and output."""
+class PacResult(CommandResult):
+    """One pac run: the command, its exit code and output, and what it wrote."""
 
-    argv: list[str]
-    exit_code: int
-    stdout: str
-    stderr: str
-    truncated: bool
-    duration_s: float
     output_path: str | None = Field(None, description="file or folder the command wrote, relative to the workspace")
 
 
@@ -53,15 +47,7 @@ async def run_pac(
         raise ToolError(
             f"pac {' '.join(args[:2])} failed (exit {result.exit_code}): " + (" | ".join(said) or "no output")
         )
-    return PacResult(
-        argv=result.argv,
-        exit_code=result.exit_code,
-        stdout=result.stdout,
-        stderr=result.stderr,
-        truncated=result.truncated,
-        duration_s=result.duration_s,
-        output_path=output_path,
-    )
+    return PacResult(**result.model_dump(), output_path=output_path)
 
 
 def flag(value: bool) -> str:

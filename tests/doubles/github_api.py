@@ -16,9 +16,11 @@ import json
 import re
 import threading
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.doubles.local_server import LocalHTTPServer
 
 
 def _now() -> str:
@@ -37,7 +39,7 @@ class Repo:
         self.default_branch = "main"
 
 
-class GitHubDouble:
+class GitHubDouble(LocalHTTPServer):
     """The server, its state and the requests it saw (method, path) in order."""
 
     def __init__(self, token: str = "test-token") -> None:
@@ -61,19 +63,8 @@ class GitHubDouble:
             def do_PATCH(self) -> None:
                 double._handle(self, "PATCH")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-
-    # --- lifecycle -------------------------------------------------------------------------------
-    def __enter__(self) -> GitHubDouble:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        super().__init__(Handler)
+        self.url = self.origin
 
     # --- seeding ---------------------------------------------------------------------------------
     def add_repo(self, full_name: str) -> Repo:

@@ -18,15 +18,16 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.doubles.local_server import LocalHTTPServer
 
 STARTSWITH = re.compile(r"^startswith\(displayName,'((?:[^']|'')*)'\)$")
 
 
-class GraphDouble:
+class GraphDouble(LocalHTTPServer):
     """``with GraphDouble() as graph:``; ``graph.login_base_url`` / ``graph.graph_base_url`` go in settings."""
 
     def __init__(self, tenant: str = "contoso-tenant", client_id: str = "app-1", client_secret: str = "s3cret"):
@@ -39,14 +40,7 @@ class GraphDouble:
         self.requests: list[tuple[str, str]] = []
         self.tokens_issued = 0
         self._tokens: set[str] = set()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        # a short poll interval keeps shutdown (and so each test's teardown) fast
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-
-    @property
-    def origin(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        super().__init__(self._handler())
 
     @property
     def login_base_url(self) -> str:
@@ -58,15 +52,6 @@ class GraphDouble:
 
     def revoke_tokens(self) -> None:
         self._tokens.clear()
-
-    def __enter__(self) -> GraphDouble:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
     # --- behaviour -------------------------------------------------------------------------------
 

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.doubles.local_server import LocalHTTPServer
 
 FENCE = re.compile(r"```[^\n]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
 RENAME = re.compile(r"rename (\w+) to (\w+)", re.IGNORECASE)
@@ -39,7 +40,7 @@ def derived_reply(user_text: str) -> str:
     return f"Here is the code.\n\n```python\n{code.rstrip()}\n```\n"
 
 
-class OpenAIDouble:
+class OpenAIDouble(LocalHTTPServer):
     """Start with ``with OpenAIDouble(api_key) as api:``; ``api.base_url`` is what OPENAI_BASE_URL takes."""
 
     def __init__(self, api_key: str = "sk-test-double") -> None:
@@ -48,23 +49,11 @@ class OpenAIDouble:
         self.fail_status: int | None = None
         self.malformed = False
         self.reply_text: str | None = None
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        # a short poll interval makes shutdown() return quickly at the end of each test
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        super().__init__(self._handler())
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def __enter__(self) -> OpenAIDouble:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        return f"{self.origin}/v1"
 
     def _answer(self, headers: dict[str, str], body: Any) -> tuple[int, dict[str, Any]]:
         if headers.get("authorization") != f"Bearer {self.api_key}":
