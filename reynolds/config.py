@@ -85,7 +85,7 @@ class Settings(BaseSettings):
 
     # --- GitHub tracking (orchestrate track_in_github=true)
     github_token: str = Field("", description="token that may write issues in github_repo")
-    github_repo: str | None = Field(None, pattern=r"^[\w.-]+/[\w.-]+$", description="owner/name of the tracking repo")
+    github_repo: str = Field("", pattern=r"^([\w.-]+/[\w.-]+)?$", description="owner/name of the tracking repo")
     github_base_url: str = Field("https://api.github.com", description="GitHub Enterprise: https://HOST/api/v3")
 
     # --- presentation

@@ -74,3 +74,12 @@ def test_other_settings_come_from_reynolds_variables(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("REYNOLDS_HEARTBEAT_TTL_S", "1.5")
     settings = Settings()
     assert (settings.max_subtasks, settings.personality, settings.heartbeat_ttl_s) == (12, "off", 1.5)
+
+
+def test_an_empty_optional_setting_means_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    # compose files pass optional settings as ${VAR:-}, i.e. as empty strings
+    monkeypatch.setenv("REYNOLDS_GITHUB_REPO", "")
+    assert Settings().github_repo == ""
+    monkeypatch.setenv("REYNOLDS_GITHUB_REPO", "not a repo")
+    with pytest.raises(ValueError, match="github_repo"):
+        Settings()
