@@ -168,30 +168,46 @@ def _run_client(url: str, token: str | None, tool: str, arguments: dict[str, Any
 
 
 @main.command()
-@click.argument("plan_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("plan_file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--goal", default=None, help="what the task is for; planned by Reynolds when no PLAN_FILE is given")
 @click.option("--wait/--no-wait", default=True, show_default=True, help="follow progress until the task ends")
 @click.option("--strategy", type=click.Choice(["parallel", "sequential", "auto"]), default="parallel")
 @click.option("--priority", type=int, default=0)
 @click.option("--timeout", "timeout_s", type=float, default=None, help="fail the task after this many seconds")
+@click.option("--github", "track_in_github", is_flag=True, help="keep a GitHub tracking issue for the task")
 @click.option("--json", "as_json", is_flag=True, help="print the task as JSON")
 @url_option
 @token_option
 def submit(
-    plan_file: Path,
+    plan_file: Path | None,
+    goal: str | None,
     wait: bool,
     strategy: str,
     priority: int,
     timeout_s: float | None,
+    track_in_github: bool,
     as_json: bool,
     url: str,
     token: str | None,
 ) -> None:
-    """Run the plan in PLAN_FILE (JSON or YAML)."""
-    try:
-        plan = yaml.safe_load(plan_file.read_text())  # YAML is a superset of JSON
-    except yaml.YAMLError as err:
-        raise click.ClickException(f"{plan_file} is not valid JSON/YAML: {err}") from err
-    args = {"plan": plan, "wait": wait, "strategy": strategy, "priority": priority, "timeout_s": timeout_s}
+    """Run the plan in PLAN_FILE (JSON or YAML), or have Reynolds plan --goal first."""
+    if plan_file is None and not goal:
+        raise click.UsageError("give a PLAN_FILE, or --goal to have Reynolds plan one")
+    plan = None
+    if plan_file is not None:
+        try:
+            plan = yaml.safe_load(plan_file.read_text())  # YAML is a superset of JSON
+        except yaml.YAMLError as err:
+            raise click.ClickException(f"{plan_file} is not valid JSON/YAML: {err}") from err
+    args = {
+        "plan": plan,
+        "goal": goal,
+        "wait": wait,
+        "strategy": strategy,
+        "priority": priority,
+        "timeout_s": timeout_s,
+        "track_in_github": track_in_github,
+    }
     if not wait:
         task = _run_client(url, token, "orchestrate", args)
         click.echo(json.dumps(task, indent=2) if as_json else task["task_id"])
@@ -290,6 +306,12 @@ def agents(as_json: bool, url: str, token: str | None) -> None:
 def _print_task(task: dict[str, Any]) -> None:
     out = Console()
     out.print(f"[bold]{task['task_id']}[/] {_state(task['state'])}  {_counts(task.get('counts', {}))}")
+    planning = task.get("planning") or {}
+    if planning.get("planner", "client") != "client":
+        notes = "; ".join(planning.get("notes", []))
+        out.print(f"planned by the {planning['planner']}" + (f" ({notes})" if notes else ""))
+    if task.get("github_issue"):
+        out.print(f"tracked in GitHub issue #{task['github_issue']}")
     table = Table("subtask", "tool", "pool", "state", "tries", "agent", "seconds")
     table.add_column("result / error", overflow="ellipsis", no_wrap=True, max_width=60)
     for s in task.get("subtasks", []):
