@@ -44,6 +44,7 @@ log = structlog.get_logger("reynolds.engine")
 ProgressFn = Callable[[float, float | None, str | None], Awaitable[None]]
 STALE_READY_S = 5.0  # a ready subtask not handed to Redis after this long was orphaned by a crash
 PROGRESS_MIN_INTERVAL_S = 0.2
+MAX_EVENTS_SHOWN = 1000
 
 
 class Engine:
@@ -238,9 +239,12 @@ class Engine:
                 await pipe.execute()
 
     # ------------------------------------------------------------------ reading
-    async def get_task(self, task_id: str) -> TaskView:
+    async def get_task(self, task_id: str, include_events: bool = False) -> TaskView:
         _check_id(task_id)
-        return await self.store.task_view(task_id)
+        view = await self.store.task_view(task_id)
+        if include_events:
+            view.events = await self.store.events(task_id, MAX_EVENTS_SHOWN)
+        return view
 
     async def list_tasks(self, state: str | None, limit: int, offset: int) -> TaskList:
         return await self.store.list_tasks(state, limit, offset)

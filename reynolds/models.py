@@ -111,6 +111,15 @@ class SubtaskView(BaseModel):
     duration_s: float | None = None
 
 
+class EventView(BaseModel):
+    """One entry of a task's append-only event log."""
+
+    at: datetime
+    kind: str = Field(description="task_submitted, subtask_succeeded, subtask_retry, loop_refused, ...")
+    subtask_id: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
 class TaskView(BaseModel):
     task_id: str
     state: TaskState
@@ -125,6 +134,7 @@ class TaskView(BaseModel):
     error: str | None = None
     planning: Planning = Field(default_factory=Planning)
     github_issue: int | None = Field(None, description="number of the tracking issue, when tracked in GitHub")
+    events: list[EventView] | None = Field(None, description="the task's event log, when asked for")
     message: str | None = Field(None, description="Reynolds' closing words on the task")
 
 

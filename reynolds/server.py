@@ -159,9 +159,10 @@ def client_server(holder: Holder, state_key: str) -> MCPServer:
         return view
 
     @mcp.tool()
-    async def get_task(task_id: str) -> TaskView:
-        """Status of a task and each subtask: state, attempts, agent, timings, result or error."""
-        return await holder.get().engine.get_task(task_id)
+    async def get_task(task_id: str, include_events: bool = False) -> TaskView:
+        """Status of a task and each subtask: state, attempts, agent, timings, result or error. With
+        include_events, also the task's event log (submission, retries with their errors, skips, refusals...)."""
+        return await holder.get().engine.get_task(task_id, include_events)
 
     @mcp.tool()
     async def list_tasks(

@@ -18,6 +18,7 @@ import asyncpg
 from reynolds import errors
 from reynolds.models import (
     TERMINAL_SUBTASK_STATES,
+    EventView,
     PlannedSubtask,
     Planning,
     SubtaskView,
@@ -647,13 +648,14 @@ class Store:
     async def event_count(self, task_id: str) -> int:
         return await self.pool.fetchval("SELECT count(*) FROM events WHERE task_id = $1", UUID(task_id))
 
-    async def events(self, task_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+    async def events(self, task_id: str, limit: int = 1000) -> list[EventView]:
+        """The first ``limit`` entries of a task's event log, oldest first."""
         rows = await self.pool.fetch(
             "SELECT subtask_id, kind, data, at FROM events WHERE task_id = $1 ORDER BY id LIMIT $2",
             UUID(task_id),
             limit,
         )
-        return [dict(r) for r in rows]
+        return [EventView(**dict(r)) for r in rows]
 
     async def _event(
         self, conn: asyncpg.Connection, tid: UUID, subtask_id: str | None, kind: str, data: dict[str, Any]
@@ -689,9 +691,6 @@ class Store:
             await self._event(conn, tid, None, "github_sync_failed", {"error": error[:500]})
 
     # ------------------------------------------------------------------ learning
-    async def record_stat(self, pool: str, tool: str, ok: bool, seconds: float, error: str | None = None) -> None:
-        await self.record_stats([(pool, tool, ok, seconds, error)])
-
     async def record_stats(self, outcomes: Sequence[tuple[str, str, bool, float, str | None]]) -> None:
         """Fold call outcomes (pool, tool, ok, seconds, error) into tool_stats, in order, in one round trip."""
         if not outcomes:

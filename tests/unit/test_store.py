@@ -96,7 +96,7 @@ async def test_create_task_stores_subtasks_and_returns_roots_as_ready(store: Sto
         ("b", "pending", ["a"], {"value": "b"}),
     ]
     assert view.counts == {"ready": 2, "pending": 1}
-    kinds = [e["kind"] for e in await store.events(task_id)]
+    kinds = [e.kind for e in await store.events(task_id)]
     assert kinds == ["task_submitted"]
 
 
@@ -212,7 +212,7 @@ async def test_failure_skips_transitive_dependents_and_fails_the_task(store: Sto
     last = await run(store, task_id, "x")
     assert last.task_state == "failed"
     assert await store.task_state(task_id) == "failed"
-    kinds = [e["kind"] for e in await store.events(task_id)]
+    kinds = [e.kind for e in await store.events(task_id)]
     assert "subtasks_skipped" in kinds and kinds[-1] == "task_failed"
 
 
@@ -281,7 +281,7 @@ async def test_schedule_retry_makes_the_subtask_ready_after_not_before(store: St
     claim, why = await store.claim(task_id, "a", OWNER, 30)
     assert claim is not None, why
     assert claim.attempts == 2 and claim.last_agent_id == "agent-1"
-    assert "subtask_retry" in [e["kind"] for e in await store.events(task_id)]
+    assert "subtask_retry" in [e.kind for e in await store.events(task_id)]
 
 
 async def test_stale_ready_finds_rows_never_handed_to_the_queue(store: Store) -> None:
@@ -336,7 +336,7 @@ async def test_add_subtasks_extends_a_running_task(store: Store) -> None:
     assert [r.subtask_id for r in out.released] == ["h2"]
     view = await store.task_view(task_id)
     assert [s.id for s in view.subtasks] == ["a", "b", "h1", "h2", "h3"]  # seq continues after the plan
-    assert "handoff" in [e["kind"] for e in await store.events(task_id)]
+    assert "handoff" in [e.kind for e in await store.events(task_id)]
 
 
 async def test_add_subtasks_to_a_finished_task_is_refused(store: Store) -> None:
@@ -371,11 +371,11 @@ async def test_list_tasks_pages_newest_first(store: Store) -> None:
 
 
 async def test_record_stat_keeps_an_ewma_of_successful_durations(store: Store) -> None:
-    await store.record_stat("code", "lint", True, 10.0)
+    await store.record_stats([("code", "lint", True, 10.0, None)])
     assert await store.duration_estimates() == {("code", "lint"): 10.0}
-    await store.record_stat("code", "lint", True, 20.0)
+    await store.record_stats([("code", "lint", True, 20.0, None)])
     assert await store.duration_estimates() == {("code", "lint"): pytest.approx(12.0)}
-    await store.record_stat("code", "lint", False, 300.0, "timed out")
+    await store.record_stats([("code", "lint", False, 300.0, "timed out")])
     assert await store.duration_estimates() == {("code", "lint"): pytest.approx(12.0)}
     row = await store.pool.fetchrow("SELECT successes, failures, total_seconds, last_error FROM tool_stats")
     assert dict(row) == {"successes": 2, "failures": 1, "total_seconds": 330.0, "last_error": "timed out"}
@@ -383,7 +383,7 @@ async def test_record_stat_keeps_an_ewma_of_successful_durations(store: Store) -
 
 async def test_a_failure_alone_does_not_set_a_duration_estimate(store: Store) -> None:
     # a timed-out first call says nothing about how long the tool takes when it works
-    await store.record_stat("devops", "scan", False, 300.0, "timed out")
+    await store.record_stats([("devops", "scan", False, 300.0, "timed out")])
     assert await store.duration_estimates() == {}
-    await store.record_stat("devops", "scan", True, 2.0)
+    await store.record_stats([("devops", "scan", True, 2.0, None)])
     assert await store.duration_estimates() == {("devops", "scan"): pytest.approx(2.0)}
