@@ -28,6 +28,7 @@ from anyio.abc import TaskGroup
 
 from agents.runtime.idempotency import IDEMPOTENCY_META_KEY
 from reynolds import errors
+from reynolds.batching import Batcher
 from reynolds.config import Settings
 from reynolds.engine import Engine
 from reynolds.keys import Keys
@@ -36,7 +37,7 @@ from reynolds.plan import resolve_references
 from reynolds.queue import Message, TaskQueue
 from reynolds.registry import Registry, Replica
 from reynolds.sessions import Sessions
-from reynolds.store import Claim, Ready, Store
+from reynolds.store import Claim, ClaimRequest, Outcome, Ready, Store, Transition
 
 log = structlog.get_logger("reynolds.dispatch")
 ACK_INTERVAL_S = 0.02
@@ -85,6 +86,13 @@ class Dispatcher:
         self._drained = anyio.Event()
         self._stats: list[tuple[str, str, bool, float, str | None]] = []  # outcomes not yet in tool_stats
         self._acks: list[Message] = []  # messages whose outcome is stored, not yet acked
+        # concurrent calls share Postgres round trips for their claims and their outcomes (group commit)
+        self._claims: Batcher[ClaimRequest, tuple[Claim | None, str]] = Batcher(
+            lambda requests: store.claim_many(requests, self.consumer, settings.visibility_timeout_s)
+        )
+        self._outcomes: Batcher[Outcome, Transition | None] = Batcher(
+            lambda outcomes: store.finish_many(outcomes, self.consumer)
+        )
 
     # ------------------------------------------------------------------ lifecycle
     async def run(self) -> None:
@@ -216,13 +224,7 @@ class Dispatcher:
             task_id=message.task_id, subtask_id=message.subtask_id, pool=message.pool, agent_id=replica.agent_id
         )
         try:
-            claim, why = await self.store.claim(
-                message.task_id,
-                message.subtask_id,
-                self.consumer,
-                self.settings.visibility_timeout_s,
-                replica.agent_id,
-            )
+            claim, why = await self._claims.submit(ClaimRequest(message.task_id, message.subtask_id, replica.agent_id))
             if claim is None:
                 # leased elsewhere: leave the message unrenewed so it is reclaimed if that holder dies
                 ack = why != "leased"
@@ -325,8 +327,8 @@ class Dispatcher:
             return
         output = result.structured_content if result.structured_content is not None else {"text": text}
         self._stats.append((claim.pool, claim.tool, True, elapsed, None))
-        transition = await self.store.finish(
-            claim.task_id, claim.subtask_id, self.consumer, "succeeded", result=output, agent_id=replica.agent_id
+        transition = await self._outcomes.submit(
+            Outcome(claim.task_id, claim.subtask_id, "succeeded", result=output, agent_id=replica.agent_id)
         )
         if transition is None:
             log.warning("result discarded: lease lost", task_id=claim.task_id, subtask_id=claim.subtask_id)
@@ -353,8 +355,8 @@ class Dispatcher:
             await self.engine.publish(claim.task_id, {"subtask": claim.subtask_id, "state": "retrying"})
 
     async def _fail(self, message: Message, claim: Claim, error: str, agent_id: str | None) -> None:
-        transition = await self.store.finish(
-            claim.task_id, claim.subtask_id, self.consumer, "failed", error=error, agent_id=agent_id
+        transition = await self._outcomes.submit(
+            Outcome(claim.task_id, claim.subtask_id, "failed", error=error, agent_id=agent_id)
         )
         if transition is not None:
             self.metrics.subtasks.labels(claim.pool, "failed").inc()

@@ -60,6 +60,32 @@ class Claim:
     interrupted_on: str | None = None  # replica a dead dispatcher's call was on (this claim reclaims it)
 
 
+@dataclass(frozen=True)
+class ClaimRequest:
+    """One subtask a dispatcher wants to run, and the replica it means to run it on."""
+
+    task_id: str
+    subtask_id: str
+    agent_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one subtask ended, as a dispatcher reports it."""
+
+    task_id: str
+    subtask_id: str
+    state: str
+    result: Any = None
+    error: str | None = None
+    agent_id: str | None = None
+
+    def event(self) -> dict[str, Any]:
+        """The event log entry: its kind and its data."""
+        data = {"agent_id": self.agent_id, **({"error": self.error} if self.error else {})}
+        return {"kind": f"subtask_{self.state}", **data}
+
+
 @dataclass
 class Transition:
     """What one finished subtask set in motion."""
@@ -312,41 +338,59 @@ class Store:
     ) -> tuple[Claim | None, str]:
         """Take a subtask to run: ready/queued, or running under an expired lease. Returns (claim, why-not).
         ``agent_id`` is the replica it is meant for, shown by get_task while the call runs."""
+        return (await self.claim_many([ClaimRequest(task_id, subtask_id, agent_id)], owner, lease_s))[0]
+
+    async def claim_many(
+        self, requests: Sequence[ClaimRequest], owner: str, lease_s: float
+    ) -> list[tuple[Claim | None, str]]:
+        """``claim`` for several subtasks in one statement; answers in the order asked. A subtask asked for
+        twice is claimed once: the later request gets (None, "leased")."""
         async with self.pool.acquire() as conn:
-            row = await conn.fetchrow(
-                "UPDATE subtasks s SET state = 'running', attempts = s.attempts + 1, lease_owner = $3,"
-                " lease_until = now() + make_interval(secs => $4), started_at = now(), not_before = NULL,"
-                " agent_id = coalesce($5, s.agent_id)"
-                " FROM tasks t,"
-                " (SELECT state AS was, agent_id AS was_on FROM subtasks WHERE task_id = $1 AND id = $2) o"
-                " WHERE t.id = s.task_id AND s.task_id = $1 AND s.id = $2 AND t.state = 'running'"
+            rows = await conn.fetch(
+                "UPDATE subtasks s SET state = 'running', attempts = s.attempts + 1, lease_owner = $4,"
+                " lease_until = now() + make_interval(secs => $5), started_at = now(), not_before = NULL,"
+                " agent_id = coalesce(w.agent_id, s.agent_id)"
+                " FROM tasks t, unnest($1::uuid[], $2::text[], $3::text[]) AS w(task_id, id, agent_id), subtasks o"
+                " WHERE s.task_id = w.task_id AND s.id = w.id AND o.task_id = w.task_id AND o.id = w.id"
+                " AND t.id = s.task_id AND t.state = 'running'"
                 " AND (s.state IN ('ready', 'queued') OR (s.state = 'running' AND s.lease_until < now()))"
                 " AND (s.not_before IS NULL OR s.not_before <= now() + interval '50 milliseconds')"
-                " RETURNING s.tool, s.pool, s.arguments, s.depends_on, s.attempts, s.max_attempts, s.retryable,"
-                " s.timeout_s, s.last_agent_id, t.deadline, s.ready_at,"
-                " CASE WHEN o.was = 'running' THEN o.was_on END AS interrupted_on",
-                UUID(task_id),
-                subtask_id,
+                " RETURNING s.task_id, s.id, s.tool, s.pool, s.arguments, s.depends_on, s.attempts, s.max_attempts,"
+                " s.retryable, s.timeout_s, s.last_agent_id, t.deadline, s.ready_at,"
+                " CASE WHEN o.state = 'running' THEN o.agent_id END AS interrupted_on",
+                [UUID(r.task_id) for r in requests],
+                [r.subtask_id for r in requests],
+                [r.agent_id for r in requests],
                 owner,
                 lease_s,
-                agent_id,
             )
-            if row is None:
-                current = await conn.fetchrow(
-                    "SELECT s.state, s.not_before > now() AS early, s.lease_until > now() AS leased,"
-                    " t.state AS task_state FROM subtasks s JOIN tasks t ON t.id = s.task_id"
-                    " WHERE s.task_id = $1 AND s.id = $2",
-                    UUID(task_id),
-                    subtask_id,
-                )
-                if current is None:
-                    return None, "gone"
-                if current["state"] == "running" and current["leased"]:
-                    return None, "leased"
-                if current["early"]:
-                    return None, "early"
-                return None, f"state {current['state']}, task {current['task_state']}"
-        return Claim(task_id, subtask_id, **dict(row)), ""
+            claimed = {(str(r["task_id"]), r["id"]): r for r in rows}
+            answers: list[tuple[Claim | None, str]] = []
+            for r in requests:
+                row = claimed.pop((r.task_id, r.subtask_id), None)
+                if row is not None:
+                    fields = {k: v for k, v in row.items() if k not in ("task_id", "id")}
+                    answers.append((Claim(r.task_id, r.subtask_id, **fields), ""))
+                else:
+                    answers.append((None, await self._why_not_claimed(conn, r.task_id, r.subtask_id)))
+        return answers
+
+    @staticmethod
+    async def _why_not_claimed(conn: asyncpg.Connection, task_id: str, subtask_id: str) -> str:
+        current = await conn.fetchrow(
+            "SELECT s.state, s.not_before > now() AS early, s.lease_until > now() AS leased,"
+            " t.state AS task_state FROM subtasks s JOIN tasks t ON t.id = s.task_id"
+            " WHERE s.task_id = $1 AND s.id = $2",
+            UUID(task_id),
+            subtask_id,
+        )
+        if current is None:
+            return "gone"
+        if current["state"] == "running" and current["leased"]:
+            return "leased"
+        if current["early"]:
+            return "early"
+        return f"state {current['state']}, task {current['task_state']}"
 
     async def assign(self, task_id: str, subtask_id: str, owner: str, agent_id: str) -> None:
         """The call moved to another replica than the one claimed for."""
@@ -385,56 +429,86 @@ class Store:
         agent_id: str | None = None,
     ) -> Transition | None:
         """Record a terminal outcome and move the graph on. None if this owner no longer holds the subtask."""
-        assert state in TERMINAL_SUBTASK_STATES
-        tid = UUID(task_id)
-        event = {"agent_id": agent_id, **({"error": error} if error else {})}
+        return (await self.finish_many([Outcome(task_id, subtask_id, state, result, error, agent_id)], owner))[0]
+
+    async def finish_many(self, outcomes: Sequence[Outcome], owner: str) -> list[Transition | None]:
+        """``finish`` for several subtasks in one transaction; answers in the order given. Each task's
+        transition goes to the first of its outcomes, the task's others get an empty one."""
+        assert all(o.state in TERMINAL_SUBTASK_STATES for o in outcomes)
         async with self.pool.acquire() as conn, conn.transaction():
-            # one round trip: lock the task row (first: the UPDATE joins it), record the outcome and its event
-            row = await conn.fetchrow(
-                "WITH t AS (SELECT id, state FROM tasks WHERE id = $1 FOR UPDATE),"
-                " done AS (UPDATE subtasks s SET state = $4, result = $5, error = $6,"
-                "   agent_id = coalesce($7, s.agent_id), last_agent_id = coalesce($7, s.last_agent_id),"
+            # one round trip: lock the tasks (in id order, so two processes cannot deadlock), record the
+            # outcomes and their events
+            rows = await conn.fetch(
+                "WITH w AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[],"
+                "   $6::text[], $7::jsonb[]) AS w(task_id, id, state, result, error, agent_id, event)),"
+                " t AS (SELECT id, state FROM tasks WHERE id IN (SELECT task_id FROM w) ORDER BY id FOR UPDATE),"
+                " done AS (UPDATE subtasks s SET state = w.state, result = w.result, error = w.error,"
+                "   agent_id = coalesce(w.agent_id, s.agent_id), last_agent_id = coalesce(w.agent_id, s.last_agent_id),"
                 "   finished_at = now(), lease_owner = NULL, lease_until = NULL"
-                "   FROM t WHERE s.task_id = t.id AND s.id = $2 AND s.state = 'running' AND s.lease_owner = $3"
-                "   RETURNING s.id),"
-                " ev AS (INSERT INTO events (task_id, subtask_id, kind, data) SELECT $1, id, $8, $9 FROM done)"
-                " SELECT t.state, EXISTS (SELECT 1 FROM done) AS mine FROM t",
-                tid,
-                subtask_id,
+                "   FROM w, t WHERE t.id = w.task_id AND s.task_id = w.task_id AND s.id = w.id"
+                "   AND s.state = 'running' AND s.lease_owner = $8"
+                "   RETURNING s.task_id, s.id, w.event),"
+                " ev AS (INSERT INTO events (task_id, subtask_id, kind, data)"
+                "   SELECT task_id, id, event ->> 'kind', event - 'kind' FROM done)"
+                " SELECT id AS task_id, state AS task_state, NULL AS id FROM t"
+                " UNION ALL SELECT task_id, NULL, id FROM done",
+                [UUID(o.task_id) for o in outcomes],
+                [o.subtask_id for o in outcomes],
+                [o.state for o in outcomes],
+                [o.result for o in outcomes],
+                [o.error for o in outcomes],
+                [o.agent_id for o in outcomes],
+                [o.event() for o in outcomes],
                 owner,
-                state,
-                result,
-                error,
-                agent_id,
-                f"subtask_{state}",
-                event,
             )
-            if row is None or not row["mine"]:
-                return None
-            return await self._advance(conn, tid, row["state"], [subtask_id], failed=state != "succeeded")
+            task_states = {str(r["task_id"]): r["task_state"] for r in rows if r["id"] is None}
+            stored = {(str(r["task_id"]), r["id"]) for r in rows if r["id"] is not None}
+            mine: list[bool] = []  # per outcome: did it change the subtask (a duplicate in the batch did not)
+            done: dict[str, list[Outcome]] = {}
+            for o in outcomes:
+                mine.append((o.task_id, o.subtask_id) in stored)
+                stored.discard((o.task_id, o.subtask_id))
+                if mine[-1]:
+                    done.setdefault(o.task_id, []).append(o)
+            transitions = {
+                task_id: await self._advance(
+                    conn,
+                    UUID(task_id),
+                    task_states[task_id],
+                    changed=[o.subtask_id for o in theirs],
+                    failed=[o.subtask_id for o in theirs if o.state != "succeeded"],
+                )
+                for task_id, theirs in done.items()
+            }
+        return [
+            (transitions.pop(o.task_id, None) or Transition()) if changed else None
+            for o, changed in zip(outcomes, mine, strict=True)
+        ]
 
     async def _advance(
-        self, conn: asyncpg.Connection, tid: UUID, task_state: str, changed: list[str], failed: bool
+        self, conn: asyncpg.Connection, tid: UUID, task_state: str, changed: list[str], failed: list[str]
     ) -> Transition:
-        """After ``changed`` became terminal: skip what can no longer run, release what now can, and finish the
-        task when nothing is left open. Runs under the task's row lock, in a statement after the change, so a
-        join whose dependencies finish at the same time in two processes is released exactly once."""
+        """After ``changed`` became terminal (``failed`` of them without success): skip what can no longer run,
+        release what now can, and finish the task when nothing is left open. Runs under the task's row lock, in
+        a statement after the change, so a join whose dependencies finish at the same time in two processes is
+        released exactly once."""
         out = Transition()
-        if failed:
+        for failed_id in failed:  # one at a time, so each skipped subtask names the failure that doomed it
             rows = await conn.fetch(
                 "WITH RECURSIVE doomed(id) AS ("
-                "  SELECT id FROM subtasks WHERE task_id = $1 AND depends_on && $2::text[]"
+                "  SELECT id FROM subtasks WHERE task_id = $1 AND depends_on @> ARRAY[$2::text]"
                 "  UNION SELECT s.id FROM subtasks s JOIN doomed d ON s.depends_on @> ARRAY[d.id]"
                 "  WHERE s.task_id = $1)"
                 " UPDATE subtasks SET state = 'skipped', finished_at = now(),"
-                "  error = 'not run: dependency ' || array_to_string($2::text[], ', ') || ' did not succeed'"
+                "  error = 'not run: dependency ' || $2 || ' did not succeed'"
                 " WHERE task_id = $1 AND id IN (SELECT id FROM doomed) AND state = 'pending' RETURNING id",
                 tid,
-                changed,
+                failed_id,
             )
-            out.skipped = [r["id"] for r in rows]
-            if out.skipped:
-                await self._event(conn, tid, None, "subtasks_skipped", {"ids": out.skipped, "because": changed})
+            skipped = [r["id"] for r in rows]
+            if skipped:
+                out.skipped += skipped
+                await self._event(conn, tid, None, "subtasks_skipped", {"ids": skipped, "because": [failed_id]})
         if task_state != "running":
             return out
         rows = await conn.fetch(
