@@ -13,7 +13,7 @@ import pytest
 from reynolds import errors
 from reynolds.models import Plan, PlannedSubtask
 from reynolds.plan import build_plan
-from reynolds.store import Store
+from reynolds.store import ClaimRequest, Outcome, Store
 
 pytestmark = pytest.mark.anyio
 
@@ -119,6 +119,62 @@ async def test_second_claim_of_a_held_subtask_fails_with_a_reason(store: Store) 
     assert pending is None and why == "state pending, task running"
     missing, why = await store.claim(task_id, "zzz", OWNER, 30)
     assert missing is None and why == "gone"
+
+
+async def test_claim_many_answers_in_the_order_asked_and_claims_a_duplicate_once(store: Store) -> None:
+    task_id, _ = await submit(store, node("a"), node("b", "a"), node("c"))
+    other_task, _ = await submit(store, node("x"))
+    asked = [
+        ClaimRequest(task_id, "a", "agent-1"),
+        ClaimRequest(task_id, "b"),
+        ClaimRequest(other_task, "x", "agent-2"),
+        ClaimRequest(task_id, "a"),
+        ClaimRequest(task_id, "zzz"),
+        ClaimRequest(task_id, "c"),
+    ]
+    answers = await store.claim_many(asked, OWNER, 30)
+    assert [(c.task_id, c.subtask_id) if c else why for c, why in answers] == [
+        (task_id, "a"),
+        "state pending, task running",
+        (other_task, "x"),
+        "leased",
+        "gone",
+        (task_id, "c"),
+    ]
+    assert answers[0][0] is not None and answers[0][0].attempts == 1
+    view = await store.task_view(other_task)
+    assert [(s.state.value, s.agent_id) for s in view.subtasks] == [("running", "agent-2")]
+
+
+async def test_finish_many_moves_several_tasks_on_in_one_transaction(store: Store) -> None:
+    first, _ = await submit(store, node("a"), node("b"), node("c", "a"), node("e", "b"), node("f", "e"))
+    second, _ = await submit(store, node("p"), node("q", "p"))
+    await store.claim_many([ClaimRequest(first, "a"), ClaimRequest(first, "b"), ClaimRequest(second, "p")], OWNER, 30)
+    outcomes = [
+        Outcome(first, "a", "succeeded", result={"v": 1}, agent_id="agent-1"),
+        Outcome(second, "p", "succeeded", result={"v": 2}),
+        Outcome(first, "b", "failed", error="boom", agent_id="agent-2"),
+        Outcome(first, "a", "succeeded", result={"v": 3}),  # a duplicate: not stored twice
+        Outcome(first, "c", "succeeded"),  # never claimed
+    ]
+    got = await store.finish_many(outcomes, OWNER)
+    a, p, b, again, c = got
+    assert again is None and c is None
+    assert a is not None and [r.subtask_id for r in a.released] == ["c"] and a.skipped == ["e", "f"]
+    assert p is not None and [r.subtask_id for r in p.released] == ["q"]
+    assert b is not None and b.released == [] and b.skipped == [] and b.task_state is None
+    view = await store.task_view(first)
+    by_id = {s.id: s for s in view.subtasks}
+    assert by_id["a"].result == {"v": 1} and by_id["a"].agent_id == "agent-1"
+    assert (by_id["b"].state.value, by_id["b"].error) == ("failed", "boom")
+    assert by_id["f"].error == "not run: dependency b did not succeed"
+    assert by_id["c"].state.value == "ready"
+    events = [(e.subtask_id, e.kind, e.data) for e in await store.events(first) if e.kind.startswith("subtask")]
+    assert events == [
+        ("a", "subtask_succeeded", {"agent_id": "agent-1"}),
+        ("b", "subtask_failed", {"agent_id": "agent-2", "error": "boom"}),
+        (None, "subtasks_skipped", {"ids": ["e", "f"], "because": ["b"]}),
+    ]
 
 
 async def test_an_expired_lease_can_be_reclaimed_and_the_old_owner_cannot_finish(store: Store) -> None:
