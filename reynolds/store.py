@@ -316,7 +316,9 @@ class Store:
         async with self.pool.acquire() as conn:
             for task_id, ids in by_task.items():
                 await conn.execute(
-                    "UPDATE subtasks SET state = 'queued' WHERE task_id = $1 AND id = ANY($2) AND state = 'ready'",
+                    # a row locked right now is being claimed, which moves it past queued anyway
+                    "UPDATE subtasks SET state = 'queued' WHERE (task_id, id) IN (SELECT task_id, id FROM subtasks"
+                    " WHERE task_id = $1 AND id = ANY($2) AND state = 'ready' FOR UPDATE SKIP LOCKED)",
                     UUID(task_id),
                     ids,
                 )
@@ -345,22 +347,27 @@ class Store:
     ) -> list[tuple[Claim | None, str]]:
         """``claim`` for several subtasks in one statement; answers in the order asked. A subtask asked for
         twice is claimed once: the later request gets (None, "leased")."""
+        # The plan walks the arrays in order, so rows are locked in key order, as cancel_task locks them:
+        # two statements that each take several subtasks of one task do not wait on each other in a cycle.
+        in_key_order = sorted(requests, key=lambda r: (UUID(r.task_id), r.subtask_id))
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
                 "UPDATE subtasks s SET state = 'running', attempts = s.attempts + 1, lease_owner = $4,"
                 " lease_until = now() + make_interval(secs => $5), started_at = now(), not_before = NULL,"
-                " agent_id = coalesce(w.agent_id, s.agent_id)"
-                " FROM tasks t, unnest($1::uuid[], $2::text[], $3::text[]) AS w(task_id, id, agent_id), subtasks o"
-                " WHERE s.task_id = w.task_id AND s.id = w.id AND o.task_id = w.task_id AND o.id = w.id"
-                " AND t.id = s.task_id AND t.state = 'running'"
+                " agent_id = coalesce(o.for_agent, s.agent_id)"
+                # o: the rows as they were before this statement (interrupted_on comes from them)
+                " FROM tasks t, (SELECT o.task_id, o.id, o.state, o.agent_id, w.agent_id AS for_agent"
+                "   FROM subtasks o JOIN unnest($1::uuid[], $2::text[], $3::text[]) AS w(task_id, id, agent_id)"
+                "   ON o.task_id = w.task_id AND o.id = w.id) o"
+                " WHERE s.task_id = o.task_id AND s.id = o.id AND t.id = s.task_id AND t.state = 'running'"
                 " AND (s.state IN ('ready', 'queued') OR (s.state = 'running' AND s.lease_until < now()))"
                 " AND (s.not_before IS NULL OR s.not_before <= now() + interval '50 milliseconds')"
                 " RETURNING s.task_id, s.id, s.tool, s.pool, s.arguments, s.depends_on, s.attempts, s.max_attempts,"
                 " s.retryable, s.timeout_s, s.last_agent_id, t.deadline, s.ready_at,"
                 " CASE WHEN o.state = 'running' THEN o.agent_id END AS interrupted_on",
-                [UUID(r.task_id) for r in requests],
-                [r.subtask_id for r in requests],
-                [r.agent_id for r in requests],
+                [UUID(r.task_id) for r in in_key_order],
+                [r.subtask_id for r in in_key_order],
+                [r.agent_id for r in in_key_order],
                 owner,
                 lease_s,
             )
@@ -404,8 +411,10 @@ class Store:
 
     async def renew_leases(self, owner: str, lease_s: float) -> int:
         result = await self.pool.execute(
-            "UPDATE subtasks SET lease_until = now() + make_interval(secs => $2)"
-            " WHERE lease_owner = $1 AND state = 'running'",
+            # rows locked by someone else are being finished or cancelled right now and need no renewal;
+            # skipping them keeps this statement out of lock cycles with a batch of finishes
+            "UPDATE subtasks SET lease_until = now() + make_interval(secs => $2) WHERE (task_id, id) IN ("
+            " SELECT task_id, id FROM subtasks WHERE lease_owner = $1 AND state = 'running' FOR UPDATE SKIP LOCKED)",
             owner,
             lease_s,
         )
@@ -436,22 +445,22 @@ class Store:
         transition goes to the first of its outcomes, the task's others get an empty one."""
         assert all(o.state in TERMINAL_SUBTASK_STATES for o in outcomes)
         async with self.pool.acquire() as conn, conn.transaction():
-            # one round trip: lock the tasks (in id order, so two processes cannot deadlock), record the
-            # outcomes and their events
+            # every task row lock first, in id order: a cancel (task, then subtasks) cannot form a cycle with it
+            locked = await conn.fetch(
+                "SELECT id, state FROM tasks WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
+                list({UUID(o.task_id) for o in outcomes}),
+            )
             rows = await conn.fetch(
                 "WITH w AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::text[],"
                 "   $6::text[], $7::jsonb[]) AS w(task_id, id, state, result, error, agent_id, event)),"
-                " t AS (SELECT id, state FROM tasks WHERE id IN (SELECT task_id FROM w) ORDER BY id FOR UPDATE),"
                 " done AS (UPDATE subtasks s SET state = w.state, result = w.result, error = w.error,"
                 "   agent_id = coalesce(w.agent_id, s.agent_id), last_agent_id = coalesce(w.agent_id, s.last_agent_id),"
                 "   finished_at = now(), lease_owner = NULL, lease_until = NULL"
-                "   FROM w, t WHERE t.id = w.task_id AND s.task_id = w.task_id AND s.id = w.id"
-                "   AND s.state = 'running' AND s.lease_owner = $8"
+                "   FROM w WHERE s.task_id = w.task_id AND s.id = w.id AND s.state = 'running' AND s.lease_owner = $8"
                 "   RETURNING s.task_id, s.id, w.event),"
                 " ev AS (INSERT INTO events (task_id, subtask_id, kind, data)"
                 "   SELECT task_id, id, event ->> 'kind', event - 'kind' FROM done)"
-                " SELECT id AS task_id, state AS task_state, NULL AS id FROM t"
-                " UNION ALL SELECT task_id, NULL, id FROM done",
+                " SELECT task_id, id FROM done",
                 [UUID(o.task_id) for o in outcomes],
                 [o.subtask_id for o in outcomes],
                 [o.state for o in outcomes],
@@ -461,8 +470,8 @@ class Store:
                 [o.event() for o in outcomes],
                 owner,
             )
-            task_states = {str(r["task_id"]): r["task_state"] for r in rows if r["id"] is None}
-            stored = {(str(r["task_id"]), r["id"]) for r in rows if r["id"] is not None}
+            task_states = {str(r["id"]): r["state"] for r in locked}
+            stored = {(str(r["task_id"]), r["id"]) for r in rows}
             mine: list[bool] = []  # per outcome: did it change the subtask (a duplicate in the batch did not)
             done: dict[str, list[Outcome]] = {}
             for o in outcomes:
@@ -595,7 +604,8 @@ class Store:
                 return False
             await conn.execute(
                 "UPDATE subtasks SET state = 'cancelled', error = $2, finished_at = now(), lease_owner = NULL,"
-                " lease_until = NULL WHERE task_id = $1 AND state = ANY($3)",
+                " lease_until = NULL WHERE (task_id, id) IN (SELECT task_id, id FROM subtasks"
+                ' WHERE task_id = $1 AND state = ANY($3) ORDER BY id COLLATE "C" FOR UPDATE)',  # as claim_many
                 tid,
                 reason,
                 list(OPEN_STATES),

@@ -5,6 +5,7 @@ learned durations. Each test has its own schema."""
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from typing import Any
 
@@ -175,6 +176,27 @@ async def test_finish_many_moves_several_tasks_on_in_one_transaction(store: Stor
         ("b", "subtask_failed", {"agent_id": "agent-2", "error": "boom"}),
         (None, "subtasks_skipped", {"ids": ["e", "f"], "because": ["b"]}),
     ]
+
+
+async def test_batched_claims_queueing_and_a_cancel_of_one_task_never_wait_on_each_other_in_a_cycle(
+    store: Store,
+) -> None:
+    """Each statement takes many rows of one task at once; taken in different orders they could deadlock
+    (Postgres would abort one after a second). Claims lock in key order like cancel; queueing skips locked rows."""
+    rng = random.Random(7)
+    for _ in range(10):
+        task_id, ready = await submit(store, *(node(f"s{i}") for i in range(60)))
+        shuffled = rng.sample(ready, len(ready))
+        halves = [shuffled[:30], shuffled[30:]]
+        outcomes = await asyncio.gather(
+            store.claim_many([ClaimRequest(task_id, r.subtask_id) for r in halves[0]], OWNER, 30),
+            store.claim_many([ClaimRequest(task_id, r.subtask_id) for r in reversed(halves[1])], OTHER, 30),
+            store.mark_queued(rng.sample(ready, len(ready))),
+            store.cancel_task(task_id, "stop"),
+            return_exceptions=True,
+        )
+        assert not [o for o in outcomes if isinstance(o, BaseException)], outcomes
+        assert set((await states(store, task_id)).values()) == {"cancelled"}
 
 
 async def test_an_expired_lease_can_be_reclaimed_and_the_old_owner_cannot_finish(store: Store) -> None:
