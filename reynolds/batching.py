@@ -6,7 +6,8 @@ in flight wait, and the first of them writes all that gathered in the meantime o
 adds no delay, and under load one Postgres round trip (and one commit) serves many calls.
 
 If a batch of several items fails, each item is written again on its own, so one bad item fails only its
-own caller.
+own caller. A write is not cancelled with the caller that started it (the others' items ride on it), but it
+is bounded: one that takes longer than ``timeout_s`` fails with TimeoutError for every item still in it.
 """
 
 from __future__ import annotations
@@ -25,16 +26,19 @@ Answer = TypeVar("Answer")
 class _Slot(Generic[Item, Answer]):
     item: Item
     turn: anyio.Event = field(default_factory=anyio.Event)  # set when written, or when this caller must write
-    written: bool = False
+    written: bool = False  # its write is over, with an answer or an error
     answer: Answer | None = None
     error: Exception | None = None
 
 
 class Batcher(Generic[Item, Answer]):
-    def __init__(self, write: Callable[[list[Item]], Awaitable[Sequence[Answer]]], max_size: int = 64) -> None:
+    def __init__(
+        self, write: Callable[[list[Item]], Awaitable[Sequence[Answer]]], max_size: int = 64, timeout_s: float = 30.0
+    ) -> None:
         """``write`` takes items and returns one answer per item, in the same order."""
         self._write = write
         self._max_size = max_size
+        self._timeout_s = timeout_s
         self._waiting: list[_Slot[Item, Answer]] = []
         self._writing = False  # a caller is writing, or has been told it is next
 
@@ -55,8 +59,11 @@ class Batcher(Generic[Item, Answer]):
             self._writing = True
             batch, self._waiting = self._waiting[: self._max_size], self._waiting[self._max_size :]
             try:
-                with anyio.CancelScope(shield=True):  # the others' items ride on this write: finish it
+                with anyio.CancelScope(shield=True, deadline=anyio.current_time() + self._timeout_s):
                     await self._write_batch(batch)
+                for unfinished in (s for s in batch if not s.written):
+                    unfinished.error = TimeoutError(f"the write did not finish within {self._timeout_s:g} s")
+                    self._settle(unfinished)
             finally:
                 self._next()
         if slot.error is not None:
@@ -84,5 +91,9 @@ class Batcher(Generic[Item, Answer]):
             for slot, answer in zip(batch, answers, strict=True):
                 slot.answer = answer
         for slot in batch:
-            slot.written = True
-            slot.turn.set()
+            self._settle(slot)
+
+    @staticmethod
+    def _settle(slot: _Slot[Item, Answer]) -> None:
+        slot.written = True
+        slot.turn.set()

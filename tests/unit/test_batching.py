@@ -158,3 +158,30 @@ async def test_the_write_in_flight_finishes_for_the_others_when_its_caller_is_ca
         recorder.release.set()
     assert recorder.batches == [[1], [2]]
     assert answers == {2: 4}
+
+
+async def test_a_write_that_hangs_fails_its_items_after_the_timeout_and_the_next_write_goes_ahead() -> None:
+    recorder = Recorder()
+    recorder.hold = True  # never released for the first batch
+    batcher = Batcher(recorder.write, timeout_s=0.2)
+    errors: list[str] = []
+    answers: dict[int, int] = {}
+
+    async def submit(i: int) -> None:
+        try:
+            answers[i] = await batcher.submit(i)
+        except TimeoutError as err:
+            errors.append(f"{i}: {err}")
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(submit, 1)
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(submit, 2)  # waits, then writes after the first write gave up
+            await anyio.wait_all_tasks_blocked()
+            recorder.hold = False  # only writes that start from now on go through
+            recorder.release = anyio.Event()
+            recorder.release.set()
+    assert errors == ["1: the write did not finish within 0.2 s"]
+    assert answers == {2: 4}
+    assert recorder.batches == [[1], [2]]
