@@ -18,7 +18,7 @@ from tests.integration.cluster import REPO
 
 FULL: dict[str, list[str]] = {"routing": [], "makespan": [], "scale": []}
 TINY: dict[str, list[str]] = {
-    "routing": ["--n", "60", "--replicas", "1", "--serial", "3"],
+    "routing": ["--n", "60", "--replicas", "1", "--serial", "3", "--rounds", "1"],
     "makespan": ["--nodes", "8", "--replicas", "1"],
     "scale": ["--sizes", "10,40", "--replicas", "1"],
 }

@@ -327,7 +327,8 @@ class Store:
         """Subtasks stored as ready but never handed to Redis (their process died in between)."""
         rows = await self.pool.fetch(
             "SELECT s.task_id, s.id, s.pool, s.rank, t.priority FROM subtasks s JOIN tasks t ON t.id = s.task_id"
-            " WHERE s.state = 'ready' AND s.ready_at < now() - make_interval(secs => $1)"
+            " WHERE t.state = 'running' AND s.finished_at IS NULL"
+            " AND s.state = 'ready' AND s.ready_at < now() - make_interval(secs => $1)"
             " AND (s.not_before IS NULL OR s.not_before < now()) LIMIT $2",
             older_than_s,
             limit,
@@ -411,10 +412,12 @@ class Store:
 
     async def renew_leases(self, owner: str, lease_s: float) -> int:
         result = await self.pool.execute(
-            # rows locked by someone else are being finished or cancelled right now and need no renewal;
-            # skipping them keeps this statement out of lock cycles with a batch of finishes
+            # finished_at IS NULL lets it read the open-subtask index rather than all history. Rows locked by
+            # someone else are being finished or cancelled right now and need no renewal; skipping them keeps
+            # this statement out of lock cycles with a batch of finishes.
             "UPDATE subtasks SET lease_until = now() + make_interval(secs => $2) WHERE (task_id, id) IN ("
-            " SELECT task_id, id FROM subtasks WHERE lease_owner = $1 AND state = 'running' FOR UPDATE SKIP LOCKED)",
+            " SELECT task_id, id FROM subtasks WHERE finished_at IS NULL AND lease_owner = $1 AND state = 'running'"
+            " FOR UPDATE SKIP LOCKED)",
             owner,
             lease_s,
         )
@@ -534,7 +537,7 @@ class Store:
             "  UPDATE tasks SET finished_at = now(), state = CASE WHEN EXISTS (SELECT 1 FROM subtasks"
             "    WHERE task_id = $1 AND state <> 'succeeded') THEN 'failed' ELSE 'succeeded' END"
             "  WHERE id = $1 AND state = 'running' AND NOT EXISTS (SELECT 1 FROM released)"
-            "  AND NOT EXISTS (SELECT 1 FROM subtasks WHERE task_id = $1 AND state = ANY($3))"
+            "  AND NOT EXISTS (SELECT 1 FROM subtasks WHERE task_id = $1 AND finished_at IS NULL)"
             "  RETURNING state),"
             " ev AS (INSERT INTO events (task_id, kind) SELECT $1, 'task_' || state FROM finished)"
             " SELECT id, pool, rank, priority, NULL AS final FROM released"
@@ -605,10 +608,9 @@ class Store:
             await conn.execute(
                 "UPDATE subtasks SET state = 'cancelled', error = $2, finished_at = now(), lease_owner = NULL,"
                 " lease_until = NULL WHERE (task_id, id) IN (SELECT task_id, id FROM subtasks"
-                ' WHERE task_id = $1 AND state = ANY($3) ORDER BY id COLLATE "C" FOR UPDATE)',  # as claim_many
+                ' WHERE task_id = $1 AND finished_at IS NULL ORDER BY id COLLATE "C" FOR UPDATE)',  # as claim_many
                 tid,
                 reason,
-                list(OPEN_STATES),
             )
             await self._event(conn, tid, None, f"task_{final_state}", {"reason": reason})
         return True

@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from reynolds.keys import Keys
-from reynolds.store import Store
+from reynolds.store import OPEN_STATES, Store
 
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -35,10 +35,16 @@ async def raw_store() -> AsyncIterator[Store]:
 
 
 @pytest.fixture
-async def store(raw_store: Store) -> Store:
-    """A migrated Store on its own schema."""
+async def store(raw_store: Store) -> AsyncIterator[Store]:
+    """A migrated Store on its own schema. Afterwards every subtask must have a finished_at exactly when it
+    has ended: the open-subtask index and the "anything left?" checks rely on it (migration 004)."""
     await raw_store.migrate()
-    return raw_store
+    yield raw_store
+    wrong = await raw_store.pool.fetch(
+        "SELECT task_id, id, state, finished_at FROM subtasks WHERE (finished_at IS NULL) <> (state = ANY($1))",
+        list(OPEN_STATES),
+    )
+    assert not wrong, f"subtasks whose finished_at disagrees with their state: {[dict(r) for r in wrong]}"
 
 
 @pytest.fixture

@@ -56,7 +56,7 @@ async def states(store: Store, task_id: str) -> dict[str, str]:
 # ---------------------------------------------------------------- migrations
 
 
-ALL_MIGRATIONS = ["001_core", "002_planning", "003_tracking"]
+ALL_MIGRATIONS = ["001_core", "002_planning", "003_tracking", "004_hot_updates"]
 
 
 async def test_migrate_is_idempotent_and_records_versions(raw_store: Store) -> None:
@@ -65,7 +65,12 @@ async def test_migrate_is_idempotent_and_records_versions(raw_store: Store) -> N
     assert await raw_store.migrate() == []
     assert await raw_store.migrations_pending() == []
     rows = await raw_store.pool.fetch("SELECT version, name FROM schema_migrations ORDER BY version")
-    assert [(r["version"], r["name"]) for r in rows] == [(1, "core"), (2, "planning"), (3, "tracking")]
+    assert [(r["version"], r["name"]) for r in rows] == [
+        (1, "core"),
+        (2, "planning"),
+        (3, "tracking"),
+        (4, "hot_updates"),
+    ]
     tables = await raw_store.pool.fetch(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", raw_store.schema
     )
