@@ -429,22 +429,9 @@ class Store:
         )
         return {r["id"]: r["result"] for r in rows}
 
-    async def finish(
-        self,
-        task_id: str,
-        subtask_id: str,
-        owner: str,
-        state: str,
-        *,
-        result: Any = None,
-        error: str | None = None,
-        agent_id: str | None = None,
-    ) -> Transition | None:
-        """Record a terminal outcome and move the graph on. None if this owner no longer holds the subtask."""
-        return (await self.finish_many([Outcome(task_id, subtask_id, state, result, error, agent_id)], owner))[0]
-
     async def finish_many(self, outcomes: Sequence[Outcome], owner: str) -> list[Transition | None]:
-        """``finish`` for several subtasks in one transaction; answers in the order given. Each task's
+        """Record terminal outcomes and move their graphs on, in one transaction; answers in the order given:
+        None for an outcome whose subtask this owner no longer holds, else a Transition. Each task's
         transition goes to the first of its outcomes, the task's others get an empty one."""
         assert all(o.state in TERMINAL_SUBTASK_STATES for o in outcomes)
         async with self.pool.acquire() as conn, conn.transaction():

@@ -14,7 +14,7 @@ import pytest
 from reynolds import errors
 from reynolds.models import Plan, PlannedSubtask
 from reynolds.plan import build_plan
-from reynolds.store import ClaimRequest, Outcome, Store
+from reynolds.store import ClaimRequest, Outcome, Store, Transition
 
 pytestmark = pytest.mark.anyio
 
@@ -41,11 +41,16 @@ async def submit(store: Store, *subtasks: dict[str, Any], priority: int = 0, str
     return str(task_id), ready
 
 
+async def finish(store: Store, task_id: str, sid: str, owner: str, state: str, **outcome: Any) -> Transition | None:
+    """One outcome, as a dispatcher reports it (through the batched call it uses)."""
+    return (await store.finish_many([Outcome(task_id, sid, state, **outcome)], owner))[0]
+
+
 async def run(store: Store, task_id: str, sid: str, state: str = "succeeded", result: Any = None):
     """Claim and finish one subtask as OWNER."""
     claim, why = await store.claim(task_id, sid, OWNER, 30)
     assert claim is not None, f"{sid} could not be claimed: {why}"
-    return await store.finish(task_id, sid, OWNER, state, result=result, error=None if state == "succeeded" else "bad")
+    return await finish(store, task_id, sid, OWNER, state, result=result, error=None if state == "succeeded" else "bad")
 
 
 async def states(store: Store, task_id: str) -> dict[str, str]:
@@ -212,9 +217,9 @@ async def test_an_expired_lease_can_be_reclaimed_and_the_old_owner_cannot_finish
     second, why = await store.claim(task_id, "a", OTHER, 30)
     assert second is not None, why
     assert second.attempts == 2
-    assert await store.finish(task_id, "a", OWNER, "succeeded", result={"v": 1}) is None
+    assert await finish(store, task_id, "a", OWNER, "succeeded", result={"v": 1}) is None
     assert (await states(store, task_id))["a"] == "running"
-    done = await store.finish(task_id, "a", OTHER, "succeeded", result={"v": 2})
+    done = await finish(store, task_id, "a", OTHER, "succeeded", result={"v": 2})
     assert done is not None and [r.subtask_id for r in done.released] == ["b"]
     assert await store.outputs(task_id, ["a"]) == {"a": {"v": 2}}
 
@@ -222,9 +227,9 @@ async def test_an_expired_lease_can_be_reclaimed_and_the_old_owner_cannot_finish
 async def test_a_different_owner_cannot_finish_a_subtask_it_does_not_hold(store: Store) -> None:
     task_id, _ = await submit(store, node("a"))
     await store.claim(task_id, "a", OWNER, 30)
-    assert await store.finish(task_id, "a", OTHER, "succeeded") is None
-    assert await store.finish(task_id, "a", OWNER, "succeeded") is not None
-    assert await store.finish(task_id, "a", OWNER, "succeeded") is None  # already finished
+    assert await finish(store, task_id, "a", OTHER, "succeeded") is None
+    assert await finish(store, task_id, "a", OWNER, "succeeded") is not None
+    assert await finish(store, task_id, "a", OWNER, "succeeded") is None  # already finished
 
 
 async def test_renew_leases_extends_only_this_owners_running_subtasks(store: Store) -> None:
@@ -276,7 +281,7 @@ async def test_concurrent_finishes_of_both_dependencies_release_the_join_exactly
             claim, _ = await store.claim(task_id, sid, OWNER, 30)
             assert claim is not None
         tb, tc = await asyncio.gather(
-            store.finish(task_id, "b", OWNER, "succeeded"), store.finish(task_id, "c", OWNER, "succeeded")
+            finish(store, task_id, "b", OWNER, "succeeded"), finish(store, task_id, "c", OWNER, "succeeded")
         )
         released = [r.subtask_id for t in (tb, tc) for r in t.released]
         assert released == ["d"]
@@ -334,7 +339,7 @@ async def test_cancel_task_cancels_open_subtasks_once(store: Store) -> None:
     view = await store.task_view(task_id)
     assert view.state == "cancelled" and view.error == "asked to stop"
     assert await store.cancel_task(task_id, "again") is False
-    assert await store.finish(task_id, "b", OWNER, "succeeded") is None
+    assert await finish(store, task_id, "b", OWNER, "succeeded") is None
     claim, why = await store.claim(task_id, "c", OWNER, 30)
     assert claim is None and why == "state cancelled, task cancelled"
 
@@ -413,7 +418,7 @@ async def test_add_subtasks_extends_a_running_task(store: Store) -> None:
     assert await store.subtask_depth(task_id, "h2") == 1
     assert await store.handoff_chain(task_id, "h2") == [("echo", {"value": "h2"}), ("echo", {"value": "b"})]
     # the new subtasks keep the task running and are released like planned ones
-    out = await store.finish(task_id, "b", OWNER, "succeeded")
+    out = await finish(store, task_id, "b", OWNER, "succeeded")
     assert [r.subtask_id for r in out.released] == ["h3"] and out.task_state is None
     out = await run(store, task_id, "h1")
     assert [r.subtask_id for r in out.released] == ["h2"]
