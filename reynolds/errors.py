@@ -16,7 +16,9 @@ retry decisions read the class, never the message.
     ├── DispatchError              a call to an agent did not produce a tool result
     │   ├── AgentUnavailable       no healthy replica, open circuit, connection refused   (retryable)
     │   ├── CallTimeout            the call ran past its timeout                          (retryable)
-    │   └── TransportError         the connection broke mid-call                          (retryable)
+    │   ├── TransportError         the connection broke mid-call                          (retryable)
+    │   └── RemoteError            the server answered the call with a JSON-RPC error (e.g. -32602): the
+    │                              subtask's error, not the replica's fault                (not retryable)
     ├── ToolFailed                 the agent ran the tool and it reported an error (isError)
     └── ServiceUnavailable         Postgres or Redis cannot be reached
 """
@@ -91,6 +93,16 @@ class CallTimeout(DispatchError):
 
 class TransportError(DispatchError):
     pass
+
+
+class RemoteError(DispatchError):
+    """The server answered, with a JSON-RPC error instead of a result: the call was wrong, the replica is fine."""
+
+    retryable = False
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class ToolFailed(ReynoldsError):
