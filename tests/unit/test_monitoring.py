@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,9 +26,10 @@ SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", 
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
+    # `make setup` puts it next to the virtualenv's python (scripts/promtool.sh)
+    path = shutil.which("promtool") or shutil.which("promtool", path=str(Path(sys.executable).parent))
     if path is None:
-        pytest.fail("promtool not found: apt-get install -y --no-install-recommends prometheus")
+        pytest.fail("promtool not found: run `make setup` (scripts/promtool.sh)")
     return path
 
 
