@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     # --- presentation
     personality: Literal["on", "off"] = "on"
     log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="console (readable, coloured) on a terminal and json otherwise, unless set"
+    )
 
     @model_validator(mode="before")
     @classmethod
