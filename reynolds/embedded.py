@@ -43,6 +43,7 @@ class Embedded:
         for item in reversed(self._stops):
             if isinstance(item, Path):
                 _pg_ctl(item, ["-m", "fast", "-w", "stop"], check=False)
+                _wait_gone(item / "postmaster.pid")
             elif item.poll() is None:
                 item.terminate()
                 try:
@@ -230,6 +231,13 @@ def _wait_for(url: str, what: str) -> None:
         if time.monotonic() > deadline:
             raise EmbeddedError(f"embedded {what} did not accept connections within {START_TIMEOUT_S:g} s")
         time.sleep(0.1)
+
+
+def _wait_gone(path: Path) -> None:
+    """pg_ctl can return while the checkpoint still runs; the server is down once its pid file is gone."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _host(url: str | None) -> str:
