@@ -20,7 +20,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 from urllib.parse import urljoin, urlsplit
 
 import anyio
@@ -46,6 +46,7 @@ def _check_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{url[:200]!r} is not an http(s) URL with a host")
+    parts.port  # noqa: B018 - raises ValueError for a port out of range
     return url
 
 
@@ -54,7 +55,7 @@ class PoolSpec(BaseModel):
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
     url: str | None = Field(None, max_length=2000)
-    urls: list[str] | None = Field(None, min_length=1, max_length=MAX_URLS)
+    urls: list[Annotated[str, Field(max_length=2000)]] | None = Field(None, min_length=1, max_length=MAX_URLS)
     health_url: str | None = Field(None, max_length=2000)
     command: list[str] | None = Field(None, min_length=1)
     env: dict[str, str] = Field(default_factory=dict)
@@ -76,7 +77,7 @@ class PoolSpec(BaseModel):
             return None
         if len(set(urls)) != len(urls):
             raise ValueError("each URL may appear once")
-        return [_check_url(u[:2000]) for u in urls]
+        return [_check_url(u) for u in urls]
 
     @model_validator(mode="after")
     def _one_transport(self) -> PoolSpec:

@@ -346,6 +346,7 @@ class Registry:
         alive = {r.key for r in await self.replicas()}
         for key in [k for k in self.health if k not in alive and self.health[k].inflight == 0]:
             del self.health[key]
+            sessions.drop(key)  # a replica that left (expired, removed by a reload) keeps no session open
 
     async def _probe(self, r: Replica, sessions: Sessions, http: httpx2.AsyncClient) -> bool:
         """MCP liveness over the pooled session (reconnecting, which re-learns a static replica's tools), then

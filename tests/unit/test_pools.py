@@ -108,6 +108,7 @@ def test_an_absolute_health_url_serves_a_single_url_pool_only(tmp_path: Path) ->
         ("    url: file:///etc/passwd\n", "not an http"),
         ("    urls: [http://ok/mcp, 'javascript:alert(1)']\n", "not an http"),
         ("    url: http:///mcp\n", "not an http"),
+        ("    url: http://x:99999/mcp\n", "out of range"),
         ("    command: [srv]\n    health_url: /health\n", "'health_url' applies to URL pools"),
         ("    url: http://x/mcp\n    health_url: 'ftp://x/h'\n", "not an http"),
     ],
