@@ -139,3 +139,15 @@ def test_the_plain_server_has_no_health_route(server: str) -> None:
     import httpx2
 
     assert httpx2.get(server.replace("/mcp", "/health")).status_code == 404
+
+
+async def test_a_2025_list_changed_notification_makes_the_connection_list_again(server: str) -> None:
+    # 2025-11-25 servers say it with notifications/tools/list_changed (the SDK server here speaks 2026-07-28,
+    # so the notification is handed to the connection's message handler as the SDK would)
+    learned: list[int] = []
+    async with open_sessions() as sessions:
+        conn = await sessions.get(Endpoint("p/0", url=server, on_tools=lambda tools: learned.append(len(tools))))
+        await eventually(lambda: len(learned) >= 2, "the re-list that follows the change stream's ack")
+        before = len(learned)
+        await conn._on_message(types.ToolListChangedNotification())
+        await eventually(lambda: len(learned) > before, "a re-list after the notification")
