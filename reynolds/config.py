@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, FilePath, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -69,6 +69,9 @@ class Settings(BaseSettings):
     unhealthy_after: int = Field(3, ge=1, description="consecutive failed probes or calls before unhealthy")
     circuit_open_s: float = Field(10.0, gt=0, description="how long an open circuit rejects calls")
     pools_file: Path | None = Field(None, description="YAML file declaring extra pools (MCP servers)")
+
+    # --- pools: TLS to agents and extra pools
+    ca_file: FilePath | None = Field(None, description="PEM CAs trusted for HTTPS to replicas, with the system's")
 
     # --- loop prevention
     max_handoff_depth: int = Field(5, ge=0)

@@ -267,7 +267,7 @@ class Dispatcher:
             outcome = True  # the replica answered; a tool error is the tool's, not the replica's
             await self._record(message, claim, replica, result, elapsed)
         except errors.DispatchError as err:
-            outcome = False
+            outcome = None if isinstance(err, errors.RemoteError) else False  # an answer: not the replica's fault
             if isinstance(err, errors.TransportError):
                 self.sessions.drop(replica.key)
             if claim is not None:

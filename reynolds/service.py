@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -20,11 +21,11 @@ from reynolds.dispatch import Dispatcher
 from reynolds.engine import Engine
 from reynolds.keys import Keys
 from reynolds.metrics import Metrics
-from reynolds.pools import load_pools
+from reynolds.pools import apply_pools, load_pools, reload_on_sighup
 from reynolds.queue import TaskQueue
 from reynolds.registry import Registry
 from reynolds.scaling import ScaleResult, scale_pool
-from reynolds.sessions import Sessions
+from reynolds.sessions import Sessions, tls_context
 from reynolds.store import Store
 from reynolds.tracking import GitHubTracker
 
@@ -87,11 +88,12 @@ async def running(settings: Settings, registry_for_metrics: CollectorRegistry | 
         queue = TaskQueue(redis, keys)
         registry = Registry(redis, keys, settings)
         async with anyio.create_task_group() as tg:
-            sessions = Sessions(tg)
+            sessions = Sessions(tg, tls_context(settings.ca_file))
             engine = Engine(settings, store, queue, registry, redis, keys, metrics)
             dispatcher = Dispatcher(settings, engine, store, queue, registry, sessions, metrics, redis, keys)
             service = Service(settings, redis, store, keys, queue, registry, sessions, engine, dispatcher, metrics)
             await _connect_static_pools(service)
+            tg.start_soon(reload_on_sighup, settings.pools_file, registry, sessions, queue.ensure_group)
             tg.start_soon(dispatcher.run)
             tg.start_soon(_upkeep, service, tg)
             if settings.autoscale:
@@ -110,16 +112,8 @@ async def running(settings: Settings, registry_for_metrics: CollectorRegistry | 
 
 async def _connect_static_pools(service: Service) -> None:
     """Open each extra pool from the pools file and learn its tools; a pool that fails is reported, not fatal."""
-    for spec in load_pools(service.settings.pools_file):
-        for index in range(spec.replicas):
-            replica = service.registry.add_static(spec, [], index)
-            try:
-                conn = await service.sessions.get(replica.endpoint(service.settings.agent_token))
-                replica.learn(await conn.list_tools())
-                await service.queue.ensure_group(spec.name)
-                log.info("extra pool connected", pool=spec.name, replica=replica.agent_id, tools=len(replica.tools))
-            except errors.ReynoldsError as err:
-                log.error("extra pool unavailable", pool=spec.name, replica=replica.agent_id, error=str(err))
+    specs = load_pools(service.settings.pools_file)
+    await apply_pools(specs, service.registry, service.sessions, service.queue.ensure_group)
 
 
 async def scale(service: Service, pool: str, replicas: int) -> ScaleResult:
@@ -168,8 +162,9 @@ async def _upkeep(service: Service, tg: TaskGroup) -> None:
                 log.warning("upkeep failed", what=what, error=str(err))
             await anyio.sleep(seconds)
 
-    async with httpx2.AsyncClient(verify=False) as http:
-        tg.start_soon(every, service.settings.probe_interval_s, "probe", lambda: service.registry.probe_all(http))
+    async with httpx2.AsyncClient(verify=service.sessions.tls) as http:
+        probe = functools.partial(service.registry.probe_all, service.sessions, http)
+        tg.start_soon(every, service.settings.probe_interval_s, "probe", probe)
         tg.start_soon(every, 2.0, "sweep", service.engine.sweep)
         tg.start_soon(every, 1.0, "stats", service.dispatcher.flush_stats)
         tg.start_soon(every, 0.05, "events", service.engine.flush_events)
