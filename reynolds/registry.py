@@ -25,6 +25,7 @@ from mcp import StdioServerParameters
 from reynolds.config import Settings
 from reynolds.health import Circuit, ReplicaHealth
 from reynolds.keys import Keys
+from reynolds.plan import bounded_schema
 from reynolds.pools import PoolSpec
 from reynolds.sessions import Endpoint
 
@@ -55,7 +56,10 @@ class Replica:
         """Take the replica's ``tools/list``: names for routing, descriptions and schemas for planning."""
         self.tools = [t.name for t in tools]
         self.specs = {
-            t.name: {"description": (t.description or "")[:MAX_DESCRIPTION], "input_schema": t.input_schema}
+            t.name: {
+                "description": (t.description or "")[:MAX_DESCRIPTION],
+                "input_schema": bounded_schema(t.input_schema),
+            }
             for t in tools
         }
 
