@@ -14,6 +14,8 @@ from tests.integration.conftest import run_plan, sql, start_workbench
 
 MAX_ARGUMENT_BYTES = 300
 MAX_SUBTASKS = 5
+MAX_RESULT_BYTES = 1024
+MAX_RESOLVED_ARGUMENT_BYTES = 4096
 
 
 def echo(sid: str, **extra: Any) -> dict[str, Any]:
@@ -47,6 +49,33 @@ INVALID_PLANS: list[tuple[str, list[dict[str, Any]], list[str]]] = [
         ["max_subtasks", str(MAX_SUBTASKS), str(MAX_SUBTASKS + 1)],
     ),
     ("bad subtask id", [echo("has space")], ["plan.subtasks.0.id", "pattern"]),
+    (
+        "misspelled argument",
+        [{"id": "a", "tool": "echo", "arguments": {"valeu": 1}}],
+        ["subtask 'a': argument 'valeu' is not accepted by echo (did you mean 'value'? expected one of: value)"],
+    ),
+    (
+        "argument of the wrong type",
+        [{"id": "nap", "tool": "sleep", "arguments": {"seconds": "ten"}}],
+        ["subtask 'nap': argument 'seconds' must be number, got \"ten\""],
+    ),
+    ("missing argument", [{"id": "r", "tool": "record"}], ["subtask 'r': argument 'key' is required by record"]),
+    (
+        "misspelled argument beside a reference",
+        [echo("a"), {"id": "b", "tool": "echo", "arguments": {"vlue": {"$from": "a"}}}],
+        ["subtask 'b': argument 'vlue' is not accepted by echo"],
+    ),
+    (
+        "malformed reference path",
+        [echo("a"), {"id": "b", "tool": "echo", "arguments": {"value": {"$from": "a", "path": "value.--1"}}}],
+        ["subtask 'b'", "bad step '--1'"],
+    ),
+    ("NUL in an argument", [{"id": "n", "tool": "echo", "arguments": {"value": "a\x00b"}}], ["'value'", "NUL"]),
+    (
+        "fan-in past the resolved limit",
+        [echo("a"), {"id": "join", "tool": "echo", "arguments": {"value": [{"$from": "a"}] * 5}}],
+        ["'join' reads 5 $from values", "max_result_bytes", "max_resolved_argument_bytes"],
+    ),
     ("empty plan", [], ["plan.subtasks", "at least 1"]),
 ]
 
@@ -65,6 +94,8 @@ async def test_invalid_plans_are_refused_and_store_nothing(reynolds_cluster: Clu
         reynolds_cluster,
         REYNOLDS_MAX_ARGUMENT_BYTES=str(MAX_ARGUMENT_BYTES),
         REYNOLDS_MAX_SUBTASKS=str(MAX_SUBTASKS),
+        REYNOLDS_MAX_RESULT_BYTES=str(MAX_RESULT_BYTES),
+        REYNOLDS_MAX_RESOLVED_ARGUMENT_BYTES=str(MAX_RESOLVED_ARGUMENT_BYTES),
     )
     async with reynolds_cluster.client() as c:
         for name, subtasks, expected in INVALID_PLANS:
