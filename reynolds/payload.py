@@ -78,7 +78,8 @@ def _truncated(text: str, limit: int) -> dict[str, Any]:
             "limit_bytes": limit,
             "note": f"the result is over the max_result_bytes limit ({limit} bytes); only a preview is kept",
         },
-        "preview": text[:PREVIEW_CHARS],
+        # a character takes at most 6 bytes of JSON (an escape), so the marker stays well under the limit
+        "preview": text[: min(PREVIEW_CHARS, limit // 8)],
     }
 
 

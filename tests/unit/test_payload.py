@@ -74,9 +74,16 @@ def test_a_result_over_the_cap_is_a_bounded_preview_with_its_size() -> None:
     assert is_truncated(value)
     assert value["$truncated"]["size_bytes"] == len(json.dumps(huge, separators=(",", ":")))
     assert value["$truncated"]["limit_bytes"] == LIMIT
-    assert value["preview"].startswith('{"text":"xxx') and len(value["preview"]) == PREVIEW_CHARS
+    assert value["preview"].startswith('{"text":"xxx') and len(value["preview"]) == min(PREVIEW_CHARS, LIMIT // 8)
     assert len(json.dumps(value)) < LIMIT
     assert note is not None and "max_result_bytes" in note
+
+
+@pytest.mark.parametrize("char", ["\x01", "é", "😀"])
+def test_the_preview_fits_even_the_smallest_limit(char: str) -> None:
+    value, _ = safe_output(char * 100_000, 1024)
+    assert is_truncated(value)
+    assert len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()) <= 1024
 
 
 def test_the_size_counts_utf8_bytes() -> None:
