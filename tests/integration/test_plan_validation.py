@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from reynolds import errors
-from reynolds.client import call
+from reynolds.client import call, connect
 from tests.integration.cluster import Cluster
-from tests.integration.conftest import run_plan, sql, start_workbench
+from tests.integration.conftest import run_plan, sql, start_workbench, wait_task
 
 MAX_ARGUMENT_BYTES = 300
 MAX_SUBTASKS = 5
@@ -115,3 +115,19 @@ async def test_invalid_plans_are_refused_and_store_nothing(reynolds_cluster: Clu
     for table in ("tasks", "subtasks"):
         rows = await sql(reynolds_cluster, f"SELECT count(*) AS n FROM {table}")
         assert rows[0]["n"] == (1 if table == "tasks" else MAX_SUBTASKS), table
+
+
+@pytest.mark.anyio
+async def test_a_handoff_with_a_misspelled_argument_is_refused_and_adds_nothing(reynolds_cluster: Cluster) -> None:
+    reynolds, _ = start_workbench(reynolds_cluster)
+    plan = {"subtasks": [{"id": "parent", "tool": "sleep", "arguments": {"seconds": 3}}]}
+    async with (
+        reynolds_cluster.client() as c,
+        connect(f"{reynolds.base_url}/agents/mcp", reynolds_cluster.agent_token) as agent_side,
+    ):
+        task_id = (await call(c, "orchestrate", {"plan": plan, "wait": False}))["task_id"]
+        child = {"id": "child", "tool": "echo", "arguments": {"vaule": "found"}}
+        with pytest.raises(errors.ReynoldsError, match="subtask 'child': argument 'vaule' is not accepted by echo"):
+            await call(agent_side, "handoff", {"task_id": task_id, "subtask_id": "parent", "subtasks": [child]})
+        view = await wait_task(c, task_id)
+    assert view["state"] == "succeeded" and [s["id"] for s in view["subtasks"]] == ["parent"], view
