@@ -34,7 +34,7 @@ from reynolds.config import Settings
 from reynolds.engine import Engine
 from reynolds.keys import Keys
 from reynolds.metrics import Metrics
-from reynolds.plan import resolve_references
+from reynolds.plan import references, resolve_references
 from reynolds.queue import Message, TaskQueue
 from reynolds.registry import Registry, Replica
 from reynolds.sessions import Sessions
@@ -245,9 +245,9 @@ class Dispatcher:
                 structlog.contextvars.bind_contextvars(agent_id=replica.agent_id)
                 await self.store.assign(claim.task_id, claim.subtask_id, self.consumer, replica.agent_id)
             arguments = claim.arguments
-            if claim.depends_on:
+            if sources := sorted(set(references(arguments))):  # only what is read: a wide join loads nothing
                 try:
-                    outputs = await self.store.outputs(claim.task_id, claim.depends_on)
+                    outputs = await self.store.outputs(claim.task_id, sources)
                     arguments = resolve_references(arguments, outputs, self.settings.max_resolved_argument_bytes)
                 except errors.PlanError as err:  # a bad path or an oversized fill: the plan's fault, never retried
                     await self._fail(message, claim, str(err), None)
