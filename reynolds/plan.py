@@ -73,14 +73,7 @@ def build_plan(
                 f"arguments of subtask {spec.id!r} are {size} bytes; the limit (max_argument_bytes) is "
                 f"{max_argument_bytes}"
             )
-        if (where := payload.first_unstorable(spec.arguments)) is not None:
-            raise errors.InvalidArgument(
-                f"subtask {spec.id!r}: argument {where!r} holds a NUL or unpaired surrogate character, which "
-                "Reynolds cannot store"
-            )
-        placeholders = check_placeholders(spec.id, spec.arguments)
-        if max_result_bytes and max_resolved_argument_bytes:
-            _check_fan_in(spec.id, size, placeholders, max_result_bytes, max_resolved_argument_bytes)
+        _check_contents(spec.id, spec.arguments, size, max_result_bytes, max_resolved_argument_bytes)
         depends_on = list(dict.fromkeys(spec.depends_on))
         for ref in references(spec.arguments):
             if ref not in ids:
@@ -210,10 +203,21 @@ def _levels(planned: Mapping[str, PlannedSubtask], order: list[str]) -> list[lis
     return waves
 
 
-def _check_fan_in(sid: str, literal: int, placeholders: int, per_result: int, limit: int) -> None:
-    """Refuse what could resolve past the limit: each placeholder stands for up to one stored result."""
+def _check_contents(
+    sid: str, arguments: dict[str, Any], literal: int, per_result: int | None, limit: int | None
+) -> None:
+    """Refuse what Postgres cannot store, malformed placeholders, and arguments that could resolve past the
+    limit (each placeholder stands for up to one stored result)."""
+    if (where := payload.first_unstorable(arguments)) is not None:
+        raise errors.InvalidArgument(
+            f"subtask {sid!r}: argument {where!r} holds a NUL or unpaired surrogate character, which Reynolds "
+            "cannot store"
+        )
+    placeholders = check_placeholders(sid, arguments)
+    if not (placeholders and per_result and limit):
+        return
     worst = literal + placeholders * per_result
-    if placeholders and worst > limit:
+    if worst > limit:
         raise errors.LimitExceeded(
             f"subtask {sid!r} reads {placeholders} $from values of up to {per_result} bytes each (max_result_bytes):"
             f" up to {worst} bytes of arguments; the limit (max_resolved_argument_bytes) is {limit}"
