@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     max_depth: int = Field(200, ge=1, description="longest dependency chain allowed in a plan")
     max_argument_bytes: int = Field(256_000, ge=64, description="JSON size of one subtask's arguments")
 
+    # --- bad input (reynolds/payload.py, reynolds/plan.py)
+    max_result_bytes: int = Field(
+        2 * 1024 * 1024, ge=1024, description="JSON size of one stored result; a larger one is kept as a preview"
+    )
+    max_resolved_argument_bytes: int = Field(
+        32 * 1024 * 1024, ge=64, description="JSON size of one subtask's arguments once $from values are filled in"
+    )
+
     # --- dispatch
     call_timeout_s: float = Field(300.0, gt=0, description="default per-call timeout")
     max_attempts: int = Field(4, ge=1, description="attempts per subtask for transport errors and timeouts")

@@ -85,6 +85,9 @@ class Engine:
             max_argument_bytes=self.settings.max_argument_bytes,
             strategy=strategy,
             estimate=await self.estimate(),
+            tool_specs=await self.registry.tool_specs(),
+            max_result_bytes=self.settings.max_result_bytes,
+            max_resolved_argument_bytes=self.settings.max_resolved_argument_bytes,
         )
 
     # ------------------------------------------------------------------ submission

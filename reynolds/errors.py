@@ -9,7 +9,10 @@ retry decisions read the class, never the message.
     │   │   ├── CycleError         names the cycle, e.g. "a -> b -> a"
     │   │   ├── UnknownTool        no registered pool offers the tool (or the named pool lacks it)
     │   │   ├── AmbiguousTool      several pools offer it: name one with "pool"
-    │   │   ├── BadReference       a {"$from": ...} that points at a non-dependency
+    │   │   ├── BadReference       a {"$from": ...} that points at a non-dependency, is malformed, or (at
+    │   │   │                      dispatch) finds nothing at its path: the subtask fails once
+    │   │   ├── InvalidArgument    an argument the tool's input schema refuses (names subtask, field and
+    │   │   │                      what was expected), or one Postgres cannot store
     │   │   └── LimitExceeded      names the setting that was exceeded
     │   ├── NotFound               no such task / agent / pool
     │   └── LoopRefused            loop prevention refused a handoff
@@ -68,6 +71,10 @@ class BadReference(PlanError):
 
 
 class LimitExceeded(PlanError):
+    pass
+
+
+class InvalidArgument(PlanError):
     pass
 
 

@@ -28,6 +28,7 @@ from reynolds import errors
 from reynolds.config import Settings
 from reynolds.health import Circuit, ReplicaHealth
 from reynolds.keys import Keys
+from reynolds.plan import bounded_schema
 from reynolds.pools import PoolSpec
 from reynolds.sessions import Endpoint, Sessions
 
@@ -35,7 +36,6 @@ log = structlog.get_logger("reynolds.registry")
 CACHE_S = 0.5  # how long a read of the fleet from Redis is reused
 MAX_DESCRIPTION = 1000  # characters of a tool description kept for planning
 MAX_TOOLS = 1000  # tools kept from one replica's tools/list
-MAX_SCHEMA_BYTES = 64 * 1024  # JSON size of one tool's input schema kept for planning and checks
 TOOL_NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}$")  # the MCP spec's tool names
 PROBE_TIMEOUT_S = 5.0  # one probe: reconnecting if need be, then the liveness request
 
@@ -66,8 +66,10 @@ class Replica:
         for t in tools:
             if len(kept) >= MAX_TOOLS or not TOOL_NAME.match(t.name) or t.name in kept:
                 continue
-            schema = t.input_schema if len(json.dumps(t.input_schema)) <= MAX_SCHEMA_BYTES else {"type": "object"}
-            kept[t.name] = {"description": (t.description or "")[:MAX_DESCRIPTION], "input_schema": schema}
+            kept[t.name] = {
+                "description": (t.description or "")[:MAX_DESCRIPTION],
+                "input_schema": bounded_schema(t.input_schema),  # None: too large or not a schema; unchecked
+            }
         if len(kept) < len(tools):
             log.warning("tools dropped from a tools/list", agent=self.key, listed=len(tools), kept=len(kept))
         self.tools = list(kept)

@@ -15,7 +15,7 @@ from uuid import UUID
 
 import asyncpg
 
-from reynolds import errors
+from reynolds import errors, payload
 from reynolds.models import (
     TERMINAL_SUBTASK_STATES,
     EventView,
@@ -105,7 +105,7 @@ def _migrations() -> list[tuple[int, str, str]]:
 
 
 def _encode_jsonb(value: Any) -> bytes:
-    return b"\x01" + json.dumps(value).encode()  # binary jsonb: a version byte, then the text
+    return b"\x01" + payload.jsonb_bytes(value)  # binary jsonb: a version byte, then the text (never refused)
 
 
 def _decode_jsonb(data: bytes) -> Any:

@@ -1,13 +1,14 @@
 """Workbench tools. They do little on purpose, so that what is measured or tested is Reynolds itself:
 ``echo`` returns its input, ``sleep`` waits (reporting progress), ``fail`` always fails, and
 ``record`` appends a line to a file in the agent's memory — a visible side effect whose count
-proves whether a call ran once or twice."""
+proves whether a call ran once or twice; ``emit`` returns awkward output on request (NUL bytes,
+undecodable bytes, megabytes of text, deep nesting) to prove Reynolds stores any output safely."""
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -66,3 +67,22 @@ def register_tools(server: MCPServer, runtime: AgentRuntime) -> None:
             f.write(json.dumps({"key": key, "agent_id": agent_id, "ts": time.time()}) + "\n")
         seen = sum(json.loads(line)["key"] == key for line in path.read_text().splitlines())
         return Recorded(key=key, agent_id=agent_id, times_seen=seen)
+
+    @server.tool()
+    async def emit(
+        kind: Literal["nul", "non_utf8", "huge", "deep"], size: Annotated[int, Field(ge=1, le=200_000_000)] = 1
+    ) -> Echo:
+        """Return awkward output: `nul` text with NUL bytes, `non_utf8` bytes that are not UTF-8 (decoded as a
+        careless tool would, with surrogateescape), `huge` `size` bytes of text, `deep` `size` nested lists."""
+        value: Any
+        if kind == "nul":
+            value = "before\x00after\x00" * size
+        elif kind == "non_utf8":
+            value = (b"caf\xe9 \xff\xfe" * size).decode("utf-8", "surrogateescape")
+        elif kind == "huge":
+            value = "x" * size
+        else:
+            value = "bottom"
+            for _ in range(size):
+                value = [value]
+        return Echo(value=value, agent_id=agent_id)
