@@ -356,4 +356,4 @@ def test_learn_keeps_what_a_lying_tools_list_cannot_hurt_planning_with() -> None
     r.learn(listed)
     assert r.tools[:2] == ["ok", "big"] and len(r.tools) == MAX_TOOLS
     assert len(r.specs["ok"]["description"]) == MAX_DESCRIPTION
-    assert r.specs["big"]["input_schema"] == {"type": "object"}
+    assert r.specs["big"]["input_schema"] is None  # too large to keep: that tool's arguments go unchecked
