@@ -27,6 +27,7 @@ from reynolds.health import Circuit, ReplicaHealth
 from reynolds.keys import Keys
 from reynolds.pools import PoolSpec
 from reynolds.sessions import Endpoint
+from reynolds.slots import Slots
 
 log = structlog.get_logger("reynolds.registry")
 CACHE_S = 0.5  # how long a read of the fleet from Redis is reused
@@ -74,6 +75,7 @@ class Registry:
         self.health: dict[str, ReplicaHealth] = {}
         self._cache: tuple[float, list[Replica]] = (0.0, [])
         self.changed = anyio.Event()  # set whenever capacity may have appeared
+        self.slots = Slots(redis, keys)  # call slots shared with every Reynolds process
 
     # ------------------------------------------------------------------ membership
     async def register(self, replica: Replica) -> None:
@@ -219,22 +221,22 @@ class Registry:
         candidates = []
         for r in await self.replicas(pool):
             h = self._health(r.key)
-            if h.healthy and h.inflight < r.max_concurrency and h.circuit.allow():
+            if h.healthy and self.slots.free(r) > 0 and h.circuit.allow():
                 candidates.append(r)
-        if not candidates:
-            return None
-        for r in candidates:
-            if r.agent_id == prefer:
-                return r
-        preferred = [r for r in candidates if r.agent_id != avoid] or candidates
-        return min(
-            preferred,
+        ranked = sorted(
+            candidates,
             key=lambda r: (
-                self._health(r.key).inflight / r.max_concurrency,
+                r.agent_id != prefer,
+                r.agent_id == avoid,
+                self.slots.load(r),
                 -self._health(r.key).success_rate,
                 random.random(),
             ),
         )
+        for r in ranked:
+            if await self.slots.take(r):
+                return r
+        return None
 
     async def usable(self, pool: str) -> int:
         """Replicas that could take a call once they have a free slot (healthy, circuit not open)."""
@@ -250,18 +252,20 @@ class Registry:
         for r in await self.replicas(pool):
             h = self._health(r.key)
             if h.healthy and h.circuit.current() != "open":
-                free += max(0, r.max_concurrency - h.inflight)
+                free += self.slots.free(r)
         return free
 
     def call_started(self, replica: Replica) -> None:
         h = self._health(replica.key)
         h.inflight += 1
         h.circuit.started()
+        self.slots.started(replica)
 
     def call_finished(self, replica: Replica, ok: bool | None) -> None:
         """``ok`` None: the call ended without saying anything about the replica (cancelled, tool error)."""
         h = self._health(replica.key)
         h.inflight -= 1
+        self.slots.finished(replica)
         if ok is True:
             h.successes += 1
             h.circuit.succeeded()
