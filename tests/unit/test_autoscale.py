@@ -1,10 +1,14 @@
-"""The autoscaler's decision function and one loop round, with real callables (no Docker, no Redis)."""
+"""The autoscaler's decision function and one loop round with real callables (no Docker), and leadership: with
+two processes only the holder of a real Redis lease scales."""
 
 from __future__ import annotations
 
 import pytest
+import redis.asyncio as aioredis
 
 from reynolds.autoscale import Autoscaler, Decision, Policy, PoolLoad, decide
+from reynolds.keys import Keys
+from reynolds.leader import Lease
 
 POLICY = Policy(
     min_replicas=1, max_replicas=6, depth_per_replica=4, max_age_s=30, up_cooldown_s=30, down_cooldown_s=120
@@ -89,3 +93,39 @@ async def test_loop_scales_changed_pools_respects_cooldown_and_survives_failures
     second = await scaler.tick()
     assert scaled == [("code", 3), ("code", 6)]
     assert Decision("code", 3, 6, second[0].reason) == second[0]
+
+
+@pytest.mark.anyio
+async def test_only_the_lease_holder_scales_and_a_new_leader_waits_a_cooldown(
+    redis_client: aioredis.Redis, keys: Keys
+) -> None:
+    now = [1000.0]
+    scaled: list[tuple[str, str, int]] = []
+
+    def process(name: str) -> tuple[Lease, Autoscaler]:
+        lease = Lease(redis_client, keys.lease("fleet"), name, ttl_s=60, clock=lambda: now[0])
+
+        async def read_load(pool: str) -> PoolLoad:
+            return PoolLoad(depth=12, oldest_age_s=1, replicas=1)
+
+        async def scale(pool: str, replicas: int) -> None:
+            scaled.append((name, pool, replicas))  # the recorded stand-in for the Docker scaler
+
+        def leading_since() -> float | None:
+            return lease.since if lease.held else None
+
+        return lease, Autoscaler(["code"], read_load, scale, POLICY, clock=lambda: now[0], leading_since=leading_since)
+
+    (lease_a, a), (lease_b, b) = process("a"), process("b")
+    assert await lease_a.try_hold() and not await lease_b.try_hold()
+    now[0] += 31  # a has led for longer than the up cooldown
+    assert await a.tick() and await b.tick() == []
+    assert scaled == [("a", "code", 3)]
+
+    await lease_a.release()  # a shuts down; b takes over
+    assert await lease_b.try_hold()
+    assert "cooling down" in (await b.tick())[0].reason  # b cannot know when a last scaled
+    now[0] += 31
+    await b.tick()
+    assert scaled == [("a", "code", 3), ("b", "code", 3)]
+    assert await a.tick() == []
