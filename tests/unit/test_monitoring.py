@@ -86,6 +86,15 @@ def test_dashboard_and_alerts_use_only_exported_metrics() -> None:
     assert used - exported == set(), f"not exported by the code: {sorted(used - exported)}"
 
 
+def test_fleet_gauges_are_never_summed_across_processes() -> None:
+    """Fleet-level gauges come from the fleet leader, and during a handover from two processes: max, never sum."""
+    fleet = "|".join(Metrics.FLEET)
+    summed = re.compile(rf"\b(sum|avg)\b[^()]*(\([^()]*\))?\s*\((?:[^()]*\()?\s*({fleet})\b")
+    exprs = dashboard_exprs() + [rule["expr"] for rule in alert_rules()]
+    assert [e for e in exprs if summed.search(e)] == []
+    assert all(name in " ".join(exprs) for name in Metrics.FLEET)
+
+
 def test_dashboard_covers_what_operators_watch() -> None:
     used = {name for expr in dashboard_exprs() for name in METRIC.findall(expr)}
     for metric in (
@@ -136,9 +145,8 @@ def test_prometheus_scrapes_reynolds_and_every_agent_pool_by_dns() -> None:
 
 def test_required_alerts_exist() -> None:
     by_name = {rule["alert"]: rule for rule in alert_rules()}
-    assert {"AgentPoolDown", "QueueBacklogGrowing", "CircuitOpen", "TaskFailureRatioHigh", "ReynoldsNotReady"} <= set(
-        by_name
-    )
+    required = {"AgentPoolDown", "QueueBacklogGrowing", "CircuitOpen", "TaskFailureRatioHigh", "ReynoldsNotReady"}
+    assert required | {"FleetLeaderMissing"} <= set(by_name)
     for rule in by_name.values():
         assert rule["labels"]["severity"] in {"critical", "warning", "info"}
         assert rule["annotations"]["summary"] and rule["annotations"]["description"]
