@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from reynolds.models import TaskState
+
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
 
@@ -26,6 +28,8 @@ class Metrics:
         self.registry = registry
         self.tasks_submitted = Counter("reynolds_tasks_submitted", "Tasks accepted", registry=registry)
         self.tasks = Counter("reynolds_tasks", "Tasks finished, by final state", ["state"], registry=registry)
+        for state in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED):
+            self.tasks.labels(state.value)  # exported as 0 from the start, so rates survive a restart
         self.tasks_active = Gauge(
             "reynolds_tasks_active", "Tasks running now (exported by the fleet leader; 0 elsewhere)", registry=registry
         )
