@@ -13,8 +13,9 @@ Policy, in words:
 - after a change it waits ``up_cooldown_s`` before growing again and ``down_cooldown_s`` before
   shrinking, because new replicas need time to register and take work.
 
-With several Reynolds processes only the holder of the fleet lease scales (``leading_since``); a process
-that has just become the leader cannot know when the last one scaled, so it counts as a change then.
+With several Reynolds processes only the holder of the fleet lease scales (``leads``). A new leader does not
+know when the last one scaled, and needs not: a decision is an absolute replica count from the shared load,
+so acting again on the same load sets the same count.
 """
 
 from __future__ import annotations
@@ -89,8 +90,8 @@ class Autoscaler:
     """Every ``interval_s``: read each pool's load, decide, and scale the pools whose size should change.
 
     ``read_load(pool)`` and ``scale(pool, replicas)`` are awaited; a failure of either is logged and the
-    pool is tried again next round (the autoscaler never stops the service). ``leading_since()`` is None while
-    another process leads (the round does nothing), else when this one began to (on ``clock``)."""
+    pool is tried again next round (the autoscaler never stops the service). A round does nothing while
+    ``leads()`` is false (another process holds the fleet lease)."""
 
     def __init__(
         self,
@@ -100,7 +101,7 @@ class Autoscaler:
         policy: Policy | None = None,
         interval_s: float = 15.0,
         clock: Callable[[], float] = time.monotonic,
-        leading_since: Callable[[], float | None] = lambda: -math.inf,
+        leads: Callable[[], bool] = lambda: True,
     ) -> None:
         self.pools = list(pools)
         self.read_load = read_load
@@ -108,7 +109,7 @@ class Autoscaler:
         self.policy = policy or Policy()
         self.interval_s = interval_s
         self.clock = clock
-        self.leading_since = leading_since
+        self.leads = leads
         self.last_change: dict[str, float] = {}
 
     async def run(self) -> None:
@@ -118,15 +119,14 @@ class Autoscaler:
 
     async def tick(self) -> list[Decision]:
         """One round over all pools if this process leads; returns the decisions taken (changed or not)."""
-        leading = self.leading_since()
-        if leading is None:
+        if not self.leads():
             return []
         decisions = []
         for pool in self.pools:
             try:
                 load = await self.read_load(pool)
-                changed_at = max(self.last_change.get(pool, -math.inf), leading)
-                since = None if changed_at == -math.inf else self.clock() - changed_at
+                changed_at = self.last_change.get(pool)
+                since = None if changed_at is None else self.clock() - changed_at
                 decision = decide(pool, load, self.policy, since)
                 if decision.changes:
                     await self.scale(pool, decision.desired)

@@ -47,7 +47,6 @@ class Lease:
         self.holder = holder
         self.ttl_s = ttl_s
         self.clock = clock
-        self.since: float | None = None  # clock() when this process last became the holder
         self._valid_until = 0.0
         self._take = redis.register_script(TAKE_OR_RENEW)
         self._release = redis.register_script(RELEASE)
@@ -68,7 +67,6 @@ class Lease:
         else:
             self._valid_until = sent + self.ttl_s if ok else 0.0
         if self.held and not was:
-            self.since = sent
             log.info("lease taken", lease=self.key, holder=self.holder)
         elif was and not self.held:
             log.info("lease lost", lease=self.key, holder=self.holder)

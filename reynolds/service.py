@@ -146,7 +146,7 @@ def _autoscaler(service: Service) -> Autoscaler:
         lambda pool, n: scale(service, pool, n),
         Policy(min_replicas=s.autoscale_min, max_replicas=s.autoscale_max),
         interval_s=s.autoscale_interval_s,
-        leading_since=lambda: service.leader.since if service.leader.held else None,
+        leads=lambda: service.leader.held,
     )
 
 
