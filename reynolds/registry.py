@@ -2,8 +2,8 @@
 
 Self-registered agents live in Redis (a hash per replica that expires unless heartbeats renew it),
 so every Reynolds process sees the same fleet. Extra pools from the pools file are static replicas
-every process knows from its own configuration. Health, circuits and in-flight counts are this
-process's own view, built from its probes and its calls.
+every process knows from its own configuration. Health and circuits are this process's own view, built
+from its probes and its calls; call slots are shared by the whole fleet (reynolds/slots.py).
 """
 
 from __future__ import annotations
@@ -215,9 +215,9 @@ class Registry:
         return self._health(replica.key)
 
     async def choose(self, pool: str, avoid: str | None = None, prefer: str | None = None) -> Replica | None:
-        """A healthy replica with a free slot whose circuit allows a call: ``prefer`` if it is one, else the least
-        loaded, then the one with the better success record; ``avoid`` (the replica that just failed) only if
-        nothing else is."""
+        """A healthy replica with a free slot whose circuit allows a call, its slot taken: ``prefer`` if it is
+        one, else the least loaded fleet-wide, then the one with the better success record; ``avoid`` (the
+        replica that just failed) only if nothing else is."""
         candidates = []
         for r in await self.replicas(pool):
             h = self._health(r.key)
@@ -247,7 +247,7 @@ class Registry:
         )
 
     async def capacity(self, pool: str) -> int:
-        """Free call slots in a pool as this process sees it (0 when no replica is usable)."""
+        """Free call slots in a pool, fleet-wide as far as this process knows (0 when no replica is usable)."""
         free = 0
         for r in await self.replicas(pool):
             h = self._health(r.key)
