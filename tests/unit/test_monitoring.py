@@ -150,3 +150,23 @@ def test_required_alerts_exist() -> None:
     for rule in by_name.values():
         assert rule["labels"]["severity"] in {"critical", "warning", "info"}
         assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+
+
+def test_a_process_that_does_not_lead_exports_no_fleet_gauges() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    metrics.queue_depth.labels("code").set(4)
+    metrics.agents.labels("code", "healthy").set(2)
+    metrics.utilisation.labels("code").set(0.5)
+    metrics.tasks_active.set(3)
+    metrics.clear_fleet()
+    samples = {s.name: s.value for family in registry.collect() for s in family.samples}
+    assert [name for name in samples if name in Metrics.FLEET] == ["reynolds_tasks_active"]
+    assert samples["reynolds_tasks_active"] == 0
+
+
+def test_finished_task_counters_exist_from_the_start() -> None:
+    registry = CollectorRegistry()
+    Metrics(registry)
+    assert registry.get_sample_value("reynolds_tasks_total", {"state": "succeeded"}) == 0
+    assert registry.get_sample_value("reynolds_tasks_total", {"state": "failed"}) == 0
