@@ -155,6 +155,17 @@ class Slots:
                         pipe.hdel(key, self.process)
                 await pipe.execute()
 
+    async def renew(self) -> None:
+        """Mark this process alive, and write its holdings again: after Redis lost its data they are back
+        within ``RENEW_S`` (until then other processes may over-commit the replicas this one is using)."""
+        async with self._lock, self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(self.keys.process(self.process), 1, px=_ms(PROCESS_TTL_S))
+            for (pool, agent_id), h in self._holdings.items():
+                if h.held:
+                    pipe.hset(self.keys.slots(pool, agent_id), self.process, h.held)
+                    pipe.pexpire(self.keys.slots(pool, agent_id), HASH_TTL_MS)
+            await pipe.execute()
+
     async def refresh(self, replicas: Sequence[Replica]) -> None:
         """Re-read what other processes hold on each replica."""
         if not replicas:
@@ -183,7 +194,7 @@ class Slots:
                 now = time.monotonic()
                 try:
                     if now >= renew_at:
-                        await self.redis.set(self.keys.process(self.process), 1, px=_ms(PROCESS_TTL_S))
+                        await self.renew()
                         renew_at = now + RENEW_S
                     if now >= view_at:
                         await self.refresh(await replicas())

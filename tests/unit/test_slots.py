@@ -89,3 +89,12 @@ async def test_refresh_and_release_all(redis_client: aioredis.Redis, keys: Keys)
     await b.refresh([AGENT])
     assert b.free(AGENT) == 3
     assert not await redis_client.exists(keys.process("a"))
+
+
+async def test_holdings_come_back_after_redis_lost_them(redis_client: aioredis.Redis, keys: Keys) -> None:
+    a, b = Slots(redis_client, keys, "a"), Slots(redis_client, keys, "b")
+    await start(a, 2)
+    await redis_client.delete(keys.slots("workbench", "wb-0"), keys.process("a"))  # a Redis restarted empty
+    await a.renew()
+    await start(b)
+    assert not await b.take(AGENT)
