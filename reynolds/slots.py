@@ -11,6 +11,9 @@ It costs little: a process reuses the slots it holds for its next calls without 
 back only those that stayed unused for a whole ``FLUSH_S`` (one batched write). A steady stream of calls costs
 no Redis round trip; a call after a lull costs one.
 
+Fairness: a refused take marks its process as waiting; while another process waits, a process asks Redis for
+every call and gets no more than a fair share, so one process's backlog cannot keep a replica from another's.
+
 Load, for choosing among replicas = this process's own calls (exact, now, so its own burst is seen at once) +
 the slots other processes hold (read with every take and every ``VIEW_S``, so at most that stale). Holdings
 are reservations, so the view errs towards busy, never towards idle.
@@ -42,26 +45,50 @@ FLUSH_S = 0.05
 VIEW_S = 0.5
 HASH_TTL_MS = 86_400_000
 
+WAIT_MS = 1000  # a refused take marks its process as waiting for this long
+
 # KEYS: the replica's slots hash, this process's liveness key.
-# ARGV: process name, slots it wants in all, the replica's max, liveness-key prefix, process ttl ms, hash ttl ms.
+# ARGV: process name, slots it wants in all, the replica's max, liveness-key prefix, process ttl ms, hash ttl ms,
+# wait ms. Fields: <process> = slots held; wait:<process> = until when (ms) that process waits for a slot.
+# While others wait, a process gets no more than a fair share: max / (processes holding or waiting).
+# Returns {granted, slots other processes hold, processes other than this one waiting}.
 TAKE = """
+local me, want, max = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 redis.call('set', KEYS[2], '1', 'PX', ARGV[5])
-local others = 0
+local t = redis.call('time')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local others, waiting, contenders = 0, 0, {[me] = true}
 local fields = redis.call('hgetall', KEYS[1])
 for i = 1, #fields, 2 do
-  local p = fields[i]
-  if p ~= ARGV[1] then
+  local p, v = fields[i], tonumber(fields[i + 1])
+  local waiter = string.match(p, '^wait:(.*)$')
+  if waiter then
+    if v <= now then
+      redis.call('hdel', KEYS[1], p)
+    elseif waiter ~= me then
+      waiting = waiting + 1
+      contenders[waiter] = true
+    end
+  elseif p ~= me then
     if redis.call('exists', ARGV[4] .. p) == 1 then
-      others = others + tonumber(fields[i + 1])
+      others = others + v
+      contenders[p] = true
     else
       redis.call('hdel', KEYS[1], p)
     end
   end
 end
-if others + tonumber(ARGV[2]) > tonumber(ARGV[3]) then return {0, others} end
-redis.call('hset', KEYS[1], ARGV[1], ARGV[2])
+local n = 0
+for _ in pairs(contenders) do n = n + 1 end
+if others + want > max or (waiting > 0 and want > math.ceil(max / n)) then
+  redis.call('hset', KEYS[1], 'wait:' .. me, now + tonumber(ARGV[7]))
+  redis.call('pexpire', KEYS[1], ARGV[6])
+  return {0, others, waiting}
+end
+redis.call('hset', KEYS[1], me, want)
+redis.call('hdel', KEYS[1], 'wait:' .. me)
 redis.call('pexpire', KEYS[1], ARGV[6])
-return {1, others}
+return {1, others, waiting}
 """
 
 
@@ -71,6 +98,7 @@ class Holding:
     used: int = 0  # calls this process runs on the replica now
     spare_low: int = 0  # fewest unused held slots since the last flush: those are handed back
     others: int = 0  # slots other live processes hold, as last read
+    contended_until: float = 0.0  # while others wait for a slot, every call asks Redis (fair shares)
 
 
 class Slots:
@@ -102,14 +130,14 @@ class Slots:
     async def take(self, r: Replica) -> bool:
         """Make sure this process holds a slot for one more call on ``r`` (then ``started`` uses it)."""
         h = self.of(r)
-        if h.held > h.used:
+        if h.held > h.used and time.monotonic() >= h.contended_until:
             return True
         async with self._lock:
-            if h.held > h.used:
+            if h.held > h.used and time.monotonic() >= h.contended_until:
                 return True
             want = h.used + 1
             try:
-                ok, others = await self._take(
+                ok, others, waiting = await self._take(
                     keys=[self.keys.slots(r.pool, r.agent_id), self.keys.process(self.process)],
                     args=[
                         self.process,
@@ -118,14 +146,18 @@ class Slots:
                         self.keys.process(""),
                         _ms(PROCESS_TTL_S),
                         HASH_TTL_MS,
+                        WAIT_MS,
                     ],
                 )
             except (OSError, aioredis.RedisError) as err:
                 log.warning("cannot take a slot", agent=r.key, error=str(err))
                 return False
             h.others = int(others)
+            if waiting:
+                h.contended_until = time.monotonic() + WAIT_MS / 1000
             if ok:
-                h.held = want
+                h.held = want  # what Redis holds for this process now (less than before if contended)
+                h.spare_low = min(h.spare_low, h.held - h.used)
             return bool(ok)
 
     def started(self, r: Replica) -> None:
@@ -175,13 +207,17 @@ class Slots:
                 pipe.hgetall(self.keys.slots(r.pool, r.agent_id))
             rows = await pipe.execute()
         for r, row in zip(replicas, rows, strict=True):
-            self.of(r).others = sum(int(v) for k, v in row.items() if k.decode() != self.process)
+            h = self.of(r)
+            fields = {k.decode(): int(v) for k, v in row.items()}
+            h.others = sum(v for k, v in fields.items() if k != self.process and not k.startswith("wait:"))
+            if any(k.startswith("wait:") and k != f"wait:{self.process}" for k in fields):
+                h.contended_until = time.monotonic() + WAIT_MS / 1000
 
     async def release_all(self) -> None:
         """On shutdown, once calls have drained: drop every holding of this process and its liveness mark."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for pool, agent_id in self._holdings:
-                pipe.hdel(self.keys.slots(pool, agent_id), self.process)
+                pipe.hdel(self.keys.slots(pool, agent_id), self.process, f"wait:{self.process}")
             pipe.delete(self.keys.process(self.process))
             await pipe.execute()
         self._holdings.clear()

@@ -17,6 +17,12 @@ AGENT = Replica(
 )
 
 
+async def holdings(redis: aioredis.Redis, keys: Keys) -> dict[str, int]:
+    """process -> slots held on AGENT, as Redis has it (without the waiting marks)."""
+    row = await redis.hgetall(keys.slots("workbench", "wb-0"))
+    return {k.decode(): int(v) for k, v in row.items() if not k.startswith(b"wait:")}
+
+
 async def start(slots: Slots, n: int = 1) -> None:
     for _ in range(n):
         assert await slots.take(AGENT)
@@ -42,7 +48,7 @@ async def test_two_processes_never_hold_more_than_the_replica_takes(redis_client
     assert not await b.take(AGENT) and not await a.take(AGENT)
     assert a.free(AGENT) == 0 and b.free(AGENT) == 0  # each refusal also told them what the other holds
     assert a.busy(AGENT) == b.busy(AGENT) == 3
-    assert await redis_client.hgetall(keys.slots("workbench", "wb-0")) == {b"a": b"2", b"b": b"1"}
+    assert await holdings(redis_client, keys) == {"a": 2, "b": 1}
 
 
 async def test_a_held_slot_is_reused_without_asking_redis(redis_client: aioredis.Redis, keys: Keys) -> None:
@@ -61,14 +67,14 @@ async def test_slots_unused_for_a_whole_flush_go_back(redis_client: aioredis.Red
     a.finished(AGENT)
     a.finished(AGENT)
     await a.flush()  # one slot went unused only part of the interval: it is kept for a moment
-    assert await redis_client.hget(keys.slots("workbench", "wb-0"), "a") == b"3"
+    assert await holdings(redis_client, keys) == {"a": 3}
     await a.flush()  # now two stayed unused for a whole interval
-    assert await redis_client.hget(keys.slots("workbench", "wb-0"), "a") == b"1"
+    assert await holdings(redis_client, keys) == {"a": 1}
     await start(b, 2)
     a.finished(AGENT)
     await a.flush()
     await a.flush()
-    assert await redis_client.hgetall(keys.slots("workbench", "wb-0")) == {b"b": b"2"}
+    assert await holdings(redis_client, keys) == {"b": 2}
 
 
 async def test_a_dead_process_holds_nothing(redis_client: aioredis.Redis, keys: Keys) -> None:
@@ -77,7 +83,7 @@ async def test_a_dead_process_holds_nothing(redis_client: aioredis.Redis, keys: 
     assert not await b.take(AGENT)
     await redis_client.delete(keys.process("a"))  # what expiry does when a stops renewing
     await start(b, 3)
-    assert await redis_client.hgetall(keys.slots("workbench", "wb-0")) == {b"b": b"3"}
+    assert await holdings(redis_client, keys) == {"b": 3}
 
 
 async def test_refresh_and_release_all(redis_client: aioredis.Redis, keys: Keys) -> None:
@@ -98,3 +104,22 @@ async def test_holdings_come_back_after_redis_lost_them(redis_client: aioredis.R
     await a.renew()
     await start(b)
     assert not await b.take(AGENT)
+
+
+async def test_while_another_process_waits_a_busy_one_keeps_only_a_fair_share(
+    redis_client: aioredis.Redis, keys: Keys
+) -> None:
+    a, b = Slots(redis_client, keys, "a"), Slots(redis_client, keys, "b")
+    await start(a, 3)
+    assert not await b.take(AGENT)  # full: b now waits
+    a.finished(AGENT)
+    await a.refresh([AGENT])  # a learns that b waits ...
+    assert not await a.take(AGENT)  # ... so it does not reuse its third slot: 3 > ceil(3 / 2)
+    await a.flush()
+    await a.flush()  # the slot a could not use goes back
+    assert await b.take(AGENT)
+    b.started(AGENT)
+    assert await holdings(redis_client, keys) == {"a": 2, "b": 1}
+    a.finished(AGENT)
+    b.finished(AGENT)
+    await start(a)  # nobody waits any more: a reuses its slot without a refusal
