@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     autoscale_max: int = Field(10, ge=1)
     autoscale_interval_s: float = Field(15.0, gt=0)
 
+    # --- fleet (several Reynolds processes on one queue)
+    leader_ttl_s: float = Field(
+        10.0, gt=0, description="fleet lease (autoscaler, fleet gauges): a dead holder is replaced after this long"
+    )
+
     # --- GitHub tracking (orchestrate track_in_github=true)
     github_token: str = Field("", description="token that may write issues in github_repo")
     github_repo: str = Field("", pattern=r"^([\w.-]+/[\w.-]+)?$", description="owner/name of the tracking repo")

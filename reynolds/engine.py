@@ -20,7 +20,6 @@ import structlog
 
 from reynolds import errors
 from reynolds.config import Settings
-from reynolds.health import CIRCUIT_GAUGE
 from reynolds.keys import Keys
 from reynolds.metrics import Metrics
 from reynolds.models import (
@@ -299,30 +298,6 @@ class Engine:
             await self.enqueue(stale)
         for task_id in await self.store.overdue_tasks():
             await self.cancel(task_id, "task timed out (timeout_s passed)", final_state="failed")
-
-    async def refresh_gauges(self) -> None:
-        replicas = await self.registry.replicas()
-        pools = {r.pool for r in replicas} | await self.queue.pools()
-        self.metrics.agents.clear()
-        self.metrics.circuit.clear()
-        for pool in pools:
-            depth, age = await self.queue.depth(pool)
-            self.metrics.queue_depth.labels(pool).set(depth)
-            self.metrics.queue_age.labels(pool).set(age)
-            members = [r for r in replicas if r.pool == pool]
-            healthy = [r for r in members if self.registry.health_of(r).healthy]
-            self.metrics.agents.labels(pool, "healthy").set(len(healthy))
-            self.metrics.agents.labels(pool, "unhealthy").set(len(members) - len(healthy))
-            slots = sum(r.max_concurrency for r in healthy)
-            busy = sum(self.registry.health_of(r).inflight for r in healthy)
-            self.metrics.utilisation.labels(pool).set(busy / slots if slots else 0)
-            self.metrics.inflight.labels(pool).set(sum(self.registry.health_of(r).inflight for r in members))
-            for r in members:
-                self.metrics.circuit.labels(pool, r.agent_id).set(
-                    CIRCUIT_GAUGE[self.registry.health_of(r).circuit.current()]
-                )
-        active = await self.store.pool.fetchval("SELECT count(*) FROM tasks WHERE state = 'running'")
-        self.metrics.tasks_active.set(active)
 
 
 def _check_id(task_id: str) -> None:

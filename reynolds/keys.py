@@ -46,3 +46,17 @@ class Keys:
     def control(self) -> str:
         """Pub/sub channel to every Reynolds process (cancellations)."""
         return f"{self.prefix}:control"
+
+    # --- fleet: what several Reynolds processes share
+    def lease(self, job: str) -> str:
+        """Lease naming the one process that does ``job`` for the fleet; expires unless its holder renews it."""
+        return f"{self.prefix}:lease:{job}"
+
+    def process(self, name: str) -> str:
+        """Marks a live Reynolds process; expires seconds after it stops renewing (its slots are then void)."""
+        return f"{self.prefix}:process:{name}"
+
+    def slots(self, pool: str, agent_id: str) -> str:
+        """Hash: Reynolds process -> call slots it holds on one replica; dead processes' fields are dropped
+        when read; the hash expires a day after its last write (a replica that went away)."""
+        return f"{self.prefix}:slots:{pool}:{agent_id}"

@@ -2,9 +2,10 @@
 
 Self-registered agents live in Redis (a hash per replica that expires unless heartbeats renew it),
 so every Reynolds process sees the same fleet. Extra pools from the pools file are static replicas
-every process knows from its own configuration (one per URL, or per stdio child). Health, circuits and
-in-flight counts are this process's own view, built from its probes and its calls. A probe is MCP's own
-liveness request over the replica's pooled session (plus the pool's ``health_url`` when it has one).
+every process knows from its own configuration (one per URL, or per stdio child). Health and circuits
+are this process's own view, built from its probes and its calls; call slots are shared by the whole
+fleet (reynolds/slots.py). A probe is MCP's own liveness request over the replica's pooled session (plus
+the pool's ``health_url`` when it has one).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from reynolds.keys import Keys
 from reynolds.plan import bounded_schema
 from reynolds.pools import PoolSpec
 from reynolds.sessions import Endpoint, Sessions
+from reynolds.slots import Slots
 
 log = structlog.get_logger("reynolds.registry")
 CACHE_S = 0.5  # how long a read of the fleet from Redis is reused
@@ -124,6 +126,7 @@ class Registry:
         self.health: dict[str, ReplicaHealth] = {}
         self._cache: tuple[float, list[Replica]] = (0.0, [])
         self.changed = anyio.Event()  # set whenever capacity may have appeared
+        self.slots = Slots(redis, keys)  # call slots shared with every Reynolds process
 
     # ------------------------------------------------------------------ membership
     async def register(self, replica: Replica) -> None:
@@ -266,28 +269,28 @@ class Registry:
         return self._health(replica.key)
 
     async def choose(self, pool: str, avoid: str | None = None, prefer: str | None = None) -> Replica | None:
-        """A healthy replica with a free slot whose circuit allows a call: ``prefer`` if it is one, else the least
-        loaded, then the one with the better success record; ``avoid`` (the replica that just failed) only if
-        nothing else is."""
+        """A healthy replica with a free slot whose circuit allows a call, its slot taken: ``prefer`` if it is
+        one, else the least loaded fleet-wide, then the one with the better success record; ``avoid`` (the
+        replica that just failed) only if nothing else is."""
         candidates = []
         for r in await self.replicas(pool):
             h = self._health(r.key)
-            if h.healthy and h.inflight < r.max_concurrency and h.circuit.allow():
+            if h.healthy and self.slots.free(r) > 0 and h.circuit.allow():
                 candidates.append(r)
-        if not candidates:
-            return None
-        for r in candidates:
-            if r.agent_id == prefer:
-                return r
-        preferred = [r for r in candidates if r.agent_id != avoid] or candidates
-        return min(
-            preferred,
+        ranked = sorted(
+            candidates,
             key=lambda r: (
-                self._health(r.key).inflight / r.max_concurrency,
+                r.agent_id != prefer,
+                r.agent_id == avoid,
+                self.slots.load(r),
                 -self._health(r.key).success_rate,
                 random.random(),
             ),
         )
+        for r in ranked:
+            if await self.slots.take(r):
+                return r
+        return None
 
     async def usable(self, pool: str) -> int:
         """Replicas that could take a call once they have a free slot (healthy, circuit not open)."""
@@ -298,23 +301,25 @@ class Registry:
         )
 
     async def capacity(self, pool: str) -> int:
-        """Free call slots in a pool as this process sees it (0 when no replica is usable)."""
+        """Free call slots in a pool, fleet-wide as far as this process knows (0 when no replica is usable)."""
         free = 0
         for r in await self.replicas(pool):
             h = self._health(r.key)
             if h.healthy and h.circuit.current() != "open":
-                free += max(0, r.max_concurrency - h.inflight)
+                free += self.slots.free(r)
         return free
 
     def call_started(self, replica: Replica) -> None:
         h = self._health(replica.key)
         h.inflight += 1
         h.circuit.started()
+        self.slots.started(replica)
 
     def call_finished(self, replica: Replica, ok: bool | None) -> None:
         """``ok`` None: the call ended without saying anything about the replica (cancelled, tool error)."""
         h = self._health(replica.key)
         h.inflight -= 1
+        self.slots.finished(replica)
         if ok is True:
             h.successes += 1
             h.circuit.succeeded()

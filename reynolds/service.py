@@ -14,12 +14,13 @@ import structlog
 from anyio.abc import TaskGroup
 from prometheus_client import CollectorRegistry
 
-from reynolds import errors, tracking
+from reynolds import errors, gauges, tracking
 from reynolds.autoscale import Autoscaler, Policy, PoolLoad
 from reynolds.config import Settings
 from reynolds.dispatch import Dispatcher
 from reynolds.engine import Engine
 from reynolds.keys import Keys
+from reynolds.leader import Lease
 from reynolds.metrics import Metrics
 from reynolds.pools import apply_pools, load_pools, reload_on_sighup
 from reynolds.queue import TaskQueue
@@ -44,6 +45,7 @@ class Service:
     engine: Engine
     dispatcher: Dispatcher
     metrics: Metrics
+    leader: Lease  # the fleet lease: autoscaling and fleet gauges
 
     async def ready(self) -> tuple[bool, dict[str, str]]:
         checks: dict[str, str] = {}
@@ -91,10 +93,15 @@ async def running(settings: Settings, registry_for_metrics: CollectorRegistry | 
             sessions = Sessions(tg, tls_context(settings.ca_file))
             engine = Engine(settings, store, queue, registry, redis, keys, metrics)
             dispatcher = Dispatcher(settings, engine, store, queue, registry, sessions, metrics, redis, keys)
-            service = Service(settings, redis, store, keys, queue, registry, sessions, engine, dispatcher, metrics)
+            leader = Lease(redis, keys.lease("fleet"), registry.slots.process, settings.leader_ttl_s)
+            service = Service(
+                settings, redis, store, keys, queue, registry, sessions, engine, dispatcher, metrics, leader
+            )
             await _connect_static_pools(service)
             tg.start_soon(reload_on_sighup, settings.pools_file, registry, sessions, queue.ensure_group)
             tg.start_soon(dispatcher.run)
+            tg.start_soon(registry.slots.run, registry.replicas)
+            tg.start_soon(leader.run)
             tg.start_soon(_upkeep, service, tg)
             if settings.autoscale:
                 tg.start_soon(_autoscaler(service).run)
@@ -133,6 +140,7 @@ def _autoscaler(service: Service) -> Autoscaler:
         lambda pool, n: scale(service, pool, n),
         Policy(min_replicas=s.autoscale_min, max_replicas=s.autoscale_max),
         interval_s=s.autoscale_interval_s,
+        leads=lambda: service.leader.held,
     )
 
 
@@ -172,6 +180,6 @@ async def _upkeep(service: Service, tg: TaskGroup) -> None:
         if settings.github_token and settings.github_repo:
             tracker = GitHubTracker(settings.github_token, settings.github_repo, settings.github_base_url)
             tg.start_soon(every, 1.0, "github", lambda: _sync_tracking(service, tracker))
-        tg.start_soon(every, 2.0, "gauges", service.engine.refresh_gauges)
+        tg.start_soon(every, 2.0, "gauges", lambda: gauges.refresh(service))
         tg.start_soon(every, 5.0, "ready", service.ready)
         await anyio.sleep_forever()

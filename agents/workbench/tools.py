@@ -33,10 +33,12 @@ class Recorded(BaseModel):
     key: str
     agent_id: str
     times_seen: int = Field(description="how many times this replica has recorded this key, this one included")
+    running: int = Field(description="record calls running on this replica when this one started, itself included")
 
 
 def register_tools(server: MCPServer, runtime: AgentRuntime) -> None:
     agent_id = runtime.settings.agent_id
+    running = 0  # record calls in progress: the records show the replica's peak concurrency
 
     @server.tool()
     async def echo(value: Any = None) -> Echo:
@@ -61,12 +63,19 @@ def register_tools(server: MCPServer, runtime: AgentRuntime) -> None:
     async def record(key: Annotated[str, Field(min_length=1, max_length=200)], seconds: float = 0.0) -> Recorded:
         """Wait `seconds`, then append `key` to this replica's record file in its memory layer:
         a side effect that can be counted afterwards to prove a call ran exactly once."""
-        await anyio.sleep(seconds)
+        nonlocal running
+        running += 1
+        at_start = running
+        try:
+            await anyio.sleep(seconds)
+        finally:
+            running -= 1
         path = runtime.layers.memory / RECORD_FILE
+        entry = {"key": key, "agent_id": agent_id, "ts": time.time(), "running": at_start}
         with path.open("a") as f:
-            f.write(json.dumps({"key": key, "agent_id": agent_id, "ts": time.time()}) + "\n")
+            f.write(json.dumps(entry) + "\n")
         seen = sum(json.loads(line)["key"] == key for line in path.read_text().splitlines())
-        return Recorded(key=key, agent_id=agent_id, times_seen=seen)
+        return Recorded(key=key, agent_id=agent_id, times_seen=seen, running=at_start)
 
     @server.tool()
     async def emit(
