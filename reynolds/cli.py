@@ -104,6 +104,7 @@ def up(port: int, agent_port: int, state_dir: Path, with_workbench: bool) -> Non
         "REYNOLDS_HOST": "127.0.0.1",
         "REYNOLDS_CLIENT_TOKENS_FILE": str(client_token),
         "REYNOLDS_AGENT_TOKEN_FILE": str(agent_token),
+        "REYNOLDS_AGENT_AUTH": "shared",  # local development: one token for every agent (README, Security)
     }
     procs: list[subprocess.Popen[bytes]] = [subprocess.Popen([sys.executable, "-m", "reynolds", "serve"], env=base_env)]
     kinds = ["devops", "platform", "code", *(["workbench"] if with_workbench else [])]

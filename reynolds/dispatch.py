@@ -28,6 +28,7 @@ from anyio.abc import TaskGroup
 
 from agents.runtime.idempotency import IDEMPOTENCY_META_KEY
 from reynolds import errors
+from reynolds.auth import agent_token_for
 from reynolds.batching import Batcher
 from reynolds.config import Settings
 from reynolds.engine import Engine
@@ -307,7 +308,7 @@ class Dispatcher:
     ) -> types.CallToolResult:
         if limit_s <= 0:
             raise errors.CallTimeout("the task's deadline passed before the call could start")
-        connection = await self.sessions.get(replica.endpoint(self.settings.agent_token))
+        connection = await self.sessions.get(replica.endpoint(agent_token_for(self.settings, replica.pool)))
         meta = {IDEMPOTENCY_META_KEY: f"{claim.task_id}/{claim.subtask_id}"}
         log.debug("calling", agent=replica.key, tool=claim.tool, task_id=claim.task_id, subtask_id=claim.subtask_id)
         return await connection.call(claim.tool, arguments, meta, limit_s)

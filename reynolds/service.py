@@ -13,7 +13,7 @@ import structlog
 from anyio.abc import TaskGroup
 from prometheus_client import CollectorRegistry
 
-from reynolds import errors, tracking
+from reynolds import errors, retention, tracking
 from reynolds.autoscale import Autoscaler, Policy, PoolLoad
 from reynolds.config import Settings
 from reynolds.dispatch import Dispatcher
@@ -179,4 +179,5 @@ async def _upkeep(service: Service, tg: TaskGroup) -> None:
             tg.start_soon(every, 1.0, "github", lambda: _sync_tracking(service, tracker))
         tg.start_soon(every, 2.0, "gauges", service.engine.refresh_gauges)
         tg.start_soon(every, 5.0, "ready", service.ready)
+        tg.start_soon(every, settings.purge_interval_s, "retention", lambda: retention.forget(service))
         await anyio.sleep_forever()
