@@ -231,9 +231,9 @@ def client_server(holder: Holder, state_key: str) -> MCPServer:
         return (await service.engine.get_task(task_id)).model_dump_json()
 
     @mcp.resource("reynolds://agents", mime_type="application/json")
-    async def agents_resource(ctx: Context) -> str:
-        """The agent fleet, as JSON."""
-        require(ctx, "read")
+    async def agents_resource() -> str:
+        """The agent fleet, as JSON. (The SDK gives a static resource no request context, so any client token
+        reads it; the list_agents tool needs the read scope.)"""
         return (await agents_view(holder.get())).model_dump_json()
 
     return mcp
