@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     )
     pool_grace_s: float = Field(300.0, gt=0, description="an empty, unused, undeclared pool is pruned after this")
     retention_days: int = Field(30, ge=1, description="finished tasks are purged after this many days")
-    purge_interval_s: float = Field(3600.0, gt=0, description="how often expired tasks and stale pools are purged")
+    purge_interval_s: float = Field(300.0, gt=0, description="how often expired tasks and stale pools are purged")
 
     # --- presentation
     personality: Literal["on", "off"] = "on"
