@@ -24,7 +24,9 @@ umask 022
 created=0
 for name in "${random_names[@]}"; do
   [ -e "$dir/$name" ] && continue
-  python3 -c 'import secrets; print(secrets.token_urlsafe(32))' >"$dir/$name"
+  # the first client token is the operator's: tenant "operator", admin scope (scale_pool, every task)
+  suffix=$([ "$name" = client_token ] && echo " operator admin" || true)
+  python3 -c 'import secrets, sys; print(secrets.token_urlsafe(32) + sys.argv[1])' "$suffix" >"$dir/$name"
   created=$((created + 1))
 done
 for pool in "${pools[@]}"; do
