@@ -123,6 +123,7 @@ def up(port: int, agent_port: int, state_dir: Path, with_workbench: bool) -> Non
         "REYNOLDS_AGENT_TOKEN_FILE": str(agent_token),
         "REYNOLDS_LOG_FORMAT": os.environ.get("REYNOLDS_LOG_FORMAT", log_format),
         "AGENT_LOG_FORMAT": os.environ.get("AGENT_LOG_FORMAT", log_format),
+        "REYNOLDS_AGENT_AUTH": "shared",  # local development: one token for every agent (README, Security)
     }
     procs = [_start_prefixed("reynolds", [sys.executable, "-m", "reynolds", "serve"], base_env)]
     kinds = ["devops", "platform", "code", *(["workbench"] if with_workbench else [])]

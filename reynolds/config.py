@@ -38,8 +38,8 @@ class Settings(BaseSettings):
     allowed_origins: list[str] = Field(default_factory=lambda: ["http://localhost:*", "http://127.0.0.1:*"])
 
     # --- credentials (each also REYNOLDS_<NAME>_FILE)
-    client_tokens: str = Field("", description="client bearer tokens, one per line")
-    agent_token: str = Field("", description="token agents present on /agents/mcp and accept on their /mcp")
+    client_tokens: str = Field("", description="client tokens file: '<token> [name] [scopes]' per line")
+    agent_token: str = Field("", description="legacy shared agent token; only with REYNOLDS_AGENT_AUTH=shared")
     database_password: str = ""
 
     # --- state
@@ -104,6 +104,17 @@ class Settings(BaseSettings):
     github_repo: str = Field("", pattern=r"^([\w.-]+/[\w.-]+)?$", description="owner/name of the tracking repo")
     github_base_url: str = Field("https://api.github.com", description="GitHub Enterprise: https://HOST/api/v3")
 
+    # --- identity and tenancy
+    agent_key: str = Field("", description="key the per-pool agent tokens are derived from (README Security)")
+    agent_auth: Literal["pool", "shared"] = Field("pool", description="pool tokens, or the legacy shared token")
+    agent_networks: list[str] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
+        description="CIDRs a registered agent URL may resolve to",
+    )
+    pool_grace_s: float = Field(300.0, gt=0, description="an empty, unused, undeclared pool is pruned after this")
+    retention_days: int = Field(30, ge=1, description="finished tasks are purged after this many days")
+    purge_interval_s: float = Field(300.0, gt=0, description="how often expired tasks and stale pools are purged")
+
     # --- presentation
     personality: Literal["on", "off"] = "on"
     log_level: str = "INFO"
@@ -114,7 +125,7 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _secrets(cls, values: dict) -> dict:
-        names = ["client_tokens", "agent_token", "database_password", "github_token"]
+        names = ["client_tokens", "agent_token", "agent_key", "database_password", "github_token"]
         values = read_secret_files(values, names, "REYNOLDS_")
         for name in names:  # a stray space or newline around a token is never part of it
             if isinstance(values.get(name), str):
@@ -123,9 +134,12 @@ class Settings(BaseSettings):
 
     @property
     def client_token_list(self) -> list[str]:
-        return [line.strip() for line in self.client_tokens.splitlines() if line.strip()]
+        """The tokens of the client tokens file (first field of each line; see ``auth.parse_client_tokens``)."""
+        lines = (line.split("#", 1)[0].split() for line in self.client_tokens.splitlines())
+        return [fields[0] for fields in lines if fields]
 
     @property
     def secrets(self) -> list[str]:
         """Values the log redactor must never print."""
-        return [s for s in [*self.client_token_list, self.agent_token, self.database_password, self.github_token] if s]
+        named = [self.agent_token, self.agent_key, self.database_password, self.github_token]
+        return [s for s in [*self.client_token_list, *named] if s]

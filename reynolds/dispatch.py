@@ -309,7 +309,7 @@ class Dispatcher:
     ) -> types.CallToolResult:
         if limit_s <= 0:
             raise errors.CallTimeout("the task's deadline passed before the call could start")
-        connection = await self.sessions.get(replica.endpoint(self.settings.agent_token))
+        connection = await self.sessions.get(replica.endpoint(self.settings))
         meta = {IDEMPOTENCY_META_KEY: f"{claim.task_id}/{claim.subtask_id}"}
         log.debug("calling", agent=replica.key, tool=claim.tool, task_id=claim.task_id, subtask_id=claim.subtask_id)
         return await connection.call(claim.tool, arguments, meta, limit_s)

@@ -99,6 +99,7 @@ class Engine:
         timeout_s: float | None = None,
         planning: Planning | None = None,
         track_in_github: bool = False,
+        submitter: str | None = None,
     ) -> tuple[str, PlanView]:
         """Validate, store and queue a plan. Raises a PlanError (and stores nothing) when it cannot run."""
         if track_in_github and not (self.settings.github_token and self.settings.github_repo):
@@ -118,6 +119,7 @@ class Engine:
             view.subtasks,
             planning,
             track_in_github,
+            submitter,
         )
         self.metrics.tasks_submitted.inc()
         log.info("task submitted", task_id=str(task_id), subtasks=len(view.subtasks), strategy=view.strategy)
@@ -248,8 +250,8 @@ class Engine:
             view.events = await self.store.events(task_id, MAX_EVENTS_SHOWN)
         return view
 
-    async def list_tasks(self, state: str | None, limit: int, offset: int) -> TaskList:
-        return await self.store.list_tasks(state, limit, offset)
+    async def list_tasks(self, state: str | None, limit: int, offset: int, submitter: str | None = None) -> TaskList:
+        return await self.store.list_tasks(state, limit, offset, submitter)
 
     async def wait(self, task_id: str, progress: ProgressFn | None = None, timeout_s: float | None = None) -> TaskView:
         """Block until the task ends, reporting (done, total, message) progress along the way."""

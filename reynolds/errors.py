@@ -14,8 +14,10 @@ retry decisions read the class, never the message.
     │   │   ├── InvalidArgument    an argument the tool's input schema refuses (names subtask, field and
     │   │   │                      what was expected), or one Postgres cannot store
     │   │   └── LimitExceeded      names the setting that was exceeded
-    │   ├── NotFound               no such task / agent / pool
-    │   └── LoopRefused            loop prevention refused a handoff
+    │   ├── NotFound               no such task / agent / pool (also: another tenant's task)
+    │   ├── LoopRefused            loop prevention refused a handoff
+    │   ├── Forbidden              the token lacks the scope, or the agent the pool / replica / subtask
+    │   └── UrlRefused             a registered URL outside REYNOLDS_AGENT_NETWORKS (or unusable)
     ├── DispatchError              a call to an agent did not produce a tool result
     │   ├── AgentUnavailable       no healthy replica, open circuit, connection refused   (retryable)
     │   ├── CallTimeout            the call ran past its timeout                          (retryable)
@@ -83,6 +85,14 @@ class NotFound(InvalidRequest):
 
 
 class LoopRefused(InvalidRequest):
+    pass
+
+
+class Forbidden(InvalidRequest):
+    pass
+
+
+class UrlRefused(InvalidRequest):
     pass
 
 

@@ -38,6 +38,12 @@ class Keys:
         """Set of agent ids that registered in a pool (members whose hash expired are pruned on read)."""
         return f"{self.prefix}:pool:{pool}:agents"
 
+    @property
+    def pool_seen(self) -> str:
+        """Hash pool -> when an agent last registered or heartbeat in it (pruning's grace; entries live as long
+        as their pool)."""
+        return f"{self.prefix}:pool-seen"
+
     def progress(self, task_id: str) -> str:
         """Pub/sub channel: one message per subtask state change of a task."""
         return f"{self.prefix}:progress:{task_id}"

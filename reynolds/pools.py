@@ -158,7 +158,7 @@ async def apply_pools(
 async def _connect(replica: Replica, registry: Registry, sessions: Sessions, ensure_group: EnsureGroup) -> None:
     await ensure_group(replica.pool)
     try:
-        await sessions.get(replica.endpoint(registry.settings.agent_token))
+        await sessions.get(replica.endpoint(registry.settings))
     except errors.ReynoldsError as err:
         registry.mark_unhealthy(replica)
         log.error("extra pool unavailable", pool=replica.pool, replica=replica.agent_id, error=str(err))

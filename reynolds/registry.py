@@ -26,6 +26,7 @@ import structlog
 from mcp import StdioServerParameters
 
 from reynolds import errors
+from reynolds.auth import agent_token_for
 from reynolds.config import Settings
 from reynolds.health import Circuit, ReplicaHealth
 from reynolds.keys import Keys
@@ -40,6 +41,37 @@ MAX_DESCRIPTION = 1000  # characters of a tool description kept for planning
 MAX_TOOLS = 1000  # tools kept from one replica's tools/list
 TOOL_NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}$")  # the MCP spec's tool names
 PROBE_TIMEOUT_S = 5.0  # one probe: reconnecting if need be, then the liveness request
+
+# Leases: a registration holds sha256(lease) in its hash; only the holder of the lease may renew it, and a
+# live id cannot be registered with another lease until it expires. Scripts keep check and write atomic.
+CLAIM_LUA = """
+local held = redis.call('HGET', KEYS[1], 'lease')
+if held and held ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'lease', ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+return 1
+"""
+RENEW_LUA = """
+if redis.call('HEXISTS', KEYS[1], 'url') == 0 then return 0 end
+local held = redis.call('HGET', KEYS[1], 'lease')
+if not held then return 0 end
+if held ~= ARGV[1] then return -1 end
+redis.call('HSET', KEYS[1], 'heartbeat_at', ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+return 1
+"""
+# A pool goes when nobody was seen in it since the cutoff, no replica is registered and its stream is empty.
+PRUNE_LUA = """
+if tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0') > tonumber(ARGV[2]) then return 0 end
+if redis.call('SCARD', KEYS[2]) > 0 then return 0 end
+if redis.call('EXISTS', KEYS[3]) == 1 and redis.call('XLEN', KEYS[3]) > 0 then return 0 end
+redis.call('SREM', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+redis.call('HDEL', KEYS[4], ARGV[1])
+return 1
+"""
 
 
 @dataclass
@@ -77,7 +109,9 @@ class Replica:
         self.tools = list(kept)
         self.specs = kept
 
-    def endpoint(self, agent_token: str) -> Endpoint:
+    def endpoint(self, settings: Settings) -> Endpoint:
+        """How to reach this replica: a static pool's own token, else the token of the replica's pool."""
+        agent_token = agent_token_for(settings, self.pool)
         learn = self.learn if self.static else None  # agents declare their tools when they register
         if self.stdio is not None:
             return Endpoint(self.key, stdio=self.stdio, on_tools=learn)
@@ -163,6 +197,38 @@ class Registry:
         if not known:
             await self.redis.delete(key)  # the HSET above created a stub; drop it
         return bool(known)
+
+    # ------------------------------------------------------------------ leases (identity)
+    async def lease_holder(self, pool: str, agent_id: str) -> str | None:
+        """The lease hash of a live registration of this id (None: free, or registered before leases)."""
+        key = self.keys.agent(pool, agent_id)
+        url, held = await self.redis.hmget(key, ["url", "lease"])
+        return held.decode() if url and held else None
+
+    async def claim(self, pool: str, agent_id: str, lease_hash: str) -> bool:
+        """Take the id for ``lease_hash``; False when another lease holds it. ``register`` follows."""
+        keys = [self.keys.agent(pool, agent_id), self.keys.pool_seen]
+        ttl = int(self.settings.heartbeat_ttl_s) + 1
+        return bool(await self.redis.eval(CLAIM_LUA, 2, *keys, lease_hash, ttl, pool, time.time()))
+
+    async def renew(self, pool: str, agent_id: str, lease_hash: str) -> int:
+        """Heartbeat under a lease: 1 renewed, 0 unknown (register again), -1 held by another lease."""
+        keys = [self.keys.agent(pool, agent_id), self.keys.pool_seen]
+        ttl = int(self.settings.heartbeat_ttl_s) + 1
+        return int(await self.redis.eval(RENEW_LUA, 2, *keys, lease_hash, ttl, pool, time.time()))
+
+    async def prune_pools(self, grace_s: float) -> list[str]:
+        """Forget pools with no replica, no queued work and no static definition, unseen for ``grace_s``."""
+        live = {r.pool for r in await self.replicas()}
+        cutoff = time.time() - grace_s
+        pruned = []
+        for pool in [p.decode() for p in await self.redis.smembers(self.keys.pools)]:
+            if pool in live:
+                continue
+            keys = [self.keys.pools, self.keys.pool_agents(pool), self.keys.stream(pool), self.keys.pool_seen]
+            if await self.redis.eval(PRUNE_LUA, 4, *keys, pool, cutoff):
+                pruned.append(pool)
+        return pruned
 
     async def deregister(self, pool: str, agent_id: str) -> None:
         await self.redis.delete(self.keys.agent(pool, agent_id))
@@ -360,7 +426,7 @@ class Registry:
         the pool's health URL if it has one. A broken session is dropped; a slow one is left to its calls."""
         with anyio.move_on_after(PROBE_TIMEOUT_S):
             try:
-                await (await sessions.get(r.endpoint(self.settings.agent_token))).ping()
+                await (await sessions.get(r.endpoint(self.settings))).ping()
                 if r.health_url is None:
                     return True
                 return (await http.get(r.health_url, timeout=PROBE_TIMEOUT_S)).is_success

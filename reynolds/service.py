@@ -14,7 +14,7 @@ import structlog
 from anyio.abc import TaskGroup
 from prometheus_client import CollectorRegistry
 
-from reynolds import errors, gauges, tracking
+from reynolds import errors, gauges, retention, tracking
 from reynolds.autoscale import Autoscaler, Policy, PoolLoad
 from reynolds.config import Settings
 from reynolds.dispatch import Dispatcher
@@ -182,4 +182,5 @@ async def _upkeep(service: Service, tg: TaskGroup) -> None:
             tg.start_soon(every, 1.0, "github", lambda: _sync_tracking(service, tracker))
         tg.start_soon(every, 2.0, "gauges", lambda: gauges.refresh(service))
         tg.start_soon(every, 5.0, "ready", service.ready)
+        tg.start_soon(every, settings.purge_interval_s, "retention", lambda: retention.forget(service))
         await anyio.sleep_forever()
