@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -18,6 +19,17 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def tmp_path(tmp_path: Path) -> Path:
+    """pytest's tmp_path, made enterable (not listable) by other users up from the temp root: sandboxed
+    commands run as their own uids (agents/runtime/sandbox.py) and must reach workspaces under it."""
+    for directory in [tmp_path, *tmp_path.parents]:
+        if directory == Path(tempfile.gettempdir()):
+            break
+        directory.chmod(directory.stat().st_mode | 0o001)
+    return tmp_path
 
 
 @pytest.fixture

@@ -52,6 +52,9 @@ DRIVER_KEYS = {
     "diff": (("command", ""), ("textconv", "")),
     "merge": (("driver", "false"),),
 }
+# For `clone --upload-pack=` of a local path: git clears `-c` settings (GIT_CONFIG_PARAMETERS) for the
+# local upload-pack it starts, and a tree another uid owns is otherwise "dubious ownership".
+LOCAL_UPLOAD_PACK = "git -c safe.directory=* -c core.hooksPath=/dev/null upload-pack"
 # Lists every config key git would read in a repository (NUL-separated names); it runs no program.
 CONFIG_LISTING = ("config", "--null", "--name-only", "--list")
 
