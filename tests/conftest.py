@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,14 +23,14 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def tmp_path(tmp_path: Path) -> Path:
-    """pytest's tmp_path, made enterable (not listable) by other users up from the temp root: sandboxed
-    commands run as their own uids (agents/runtime/sandbox.py) and must reach workspaces under it."""
-    for directory in [tmp_path, *tmp_path.parents]:
-        if directory == Path(tempfile.gettempdir()):
-            break
-        directory.chmod(directory.stat().st_mode | 0o001)
-    return tmp_path
+def tmp_path() -> Iterator[Path]:
+    """A fresh directory other users may enter (not list): sandboxed commands run as their own uids
+    (agents/runtime/sandbox.py) and must reach workspaces under it. pytest's own tmp_path lives under
+    /tmp/pytest-of-<user>, which every pytest session resets to 0700."""
+    path = Path(tempfile.mkdtemp(prefix="reynolds-test-"))
+    path.chmod(0o711)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -344,9 +344,11 @@ class Sandbox:
             return
         await anyio.to_thread.run_sync(share_tree, self.root)
         probe = [*self._as_uid(uid), "--", "test", "-w", str(self.root.resolve())]
-        if (await anyio.run_process(probe, check=False)).returncode != 0:
+        done = await anyio.run_process(probe, check=False)
+        if done.returncode != 0:
             raise CommandFailed(
-                f"sandbox uid {uid} cannot enter {self.root}: its parent directories must be searchable by others"
+                f"sandbox uid {uid} cannot enter {self.root} ({done.stderr.decode(errors='replace').strip()}): "
+                "its parent directories must be searchable by others"
             )
         self._scratch_shared = True
 
