@@ -16,6 +16,7 @@ import pytest
 from agents.runtime.errors import CommandFailed, PathOutsideWorkspace
 from agents.runtime.sandbox import Sandbox, can_unshare_net, scrubbed_env
 from agents.runtime.settings import SandboxSettings
+from agents.runtime.workspace import share_tree
 
 pytestmark = pytest.mark.anyio
 
@@ -220,3 +221,24 @@ async def test_the_environment_is_scrubbed(sandbox: Sandbox, monkeypatch: pytest
     assert seen["MY_FLAG"] == "on"
     assert seen["LANG"] == "C.UTF-8"
     assert "PATH" in seen
+
+
+async def test_a_shared_tree_is_writable_by_any_sandbox_uid_and_links_stay_untouched(
+    sandbox: Sandbox, workspace: Path, tmp_path: Path
+) -> None:
+    tree = workspace / "task"
+    (tree / "pkg").mkdir(parents=True, mode=0o755)
+    (tree / "pkg" / "mod.py").write_text("x = 1\n")
+    (tree / "pkg" / "mod.py").chmod(0o644)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep\n")
+    outside.chmod(0o644)
+    (tree / "link").symlink_to(outside)
+    share_tree(tree)
+    first = await sandbox.run(["sh", "-c", "echo y = 2 >> pkg/mod.py && mkdir -p new && echo a > new/f"], cwd="task")
+    assert first.exit_code == 0, first.stderr
+    (tree / "by-agent.txt").write_text("root wrote this with umask 022\n")
+    again = await sandbox.run(["sh", "-c", "echo b >> new/f && echo c >> by-agent.txt"], cwd="task")
+    assert again.exit_code == 0, again.stderr
+    assert (await sandbox.run(["sh", "-c", "echo no >> link"], cwd="task")).exit_code != 0
+    assert outside.read_text() == "keep\n"
