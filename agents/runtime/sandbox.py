@@ -128,9 +128,12 @@ def can_unshare_net() -> bool:
     """Whether this process may give a command its own, empty network namespace (root with
     CAP_SYS_ADMIN; not inside a container under Docker's default seccomp profile)."""
     try:
-        return subprocess.run(["unshare", "--net", "--", "true"], capture_output=True, timeout=30).returncode == 0
+        able = subprocess.run(["unshare", "--net", "--", "true"], capture_output=True, timeout=30).returncode == 0
     except OSError:
-        return False
+        able = False
+    if not able:
+        log.warning("no network namespace for sandboxed commands: they share the agent's network")
+    return able
 
 
 def live_pids(uid: int) -> list[int]:
@@ -342,7 +345,10 @@ class Sandbox:
         by whoever prepares them), and check a sandbox uid can get in."""
         if self._scratch_shared or uid is None:
             return
-        await anyio.to_thread.run_sync(share_tree, self.root)
+        try:
+            await anyio.to_thread.run_sync(share_tree, self.root)
+        except OSError as err:  # e.g. a root-owned tmpfs (mode 1777): usable, if without the ACL
+            log.warning("scratch workspace not shared with the sandbox group", root=str(self.root), error=str(err))
         probe = [*self._as_uid(uid), "--", "test", "-w", str(self.root.resolve())]
         done = await anyio.run_process(probe, check=False)
         if done.returncode != 0:
