@@ -363,9 +363,12 @@ class Sandbox:
         into the image (agents/base/Dockerfile)."""
         home = self.settings.home_root / str(uid)
         if not home.is_dir():
-            self.settings.home_root.mkdir(mode=0o711, parents=True, exist_ok=True)
-            home.mkdir(mode=0o700)
-            os.chown(home, uid, self.settings.gid)
+            try:
+                self.settings.home_root.mkdir(mode=0o711, parents=True, exist_ok=True)
+                home.mkdir(mode=0o700)
+                os.chown(home, uid, self.settings.gid)
+            except OSError as err:
+                raise CommandFailed(f"no sandbox home {home} ({err}): the image makes one per uid") from err
         if home.is_symlink() or home.stat().st_uid != uid:
             raise CommandFailed(f"sandbox home {home} is not owned by uid {uid}")
         return home

@@ -3,6 +3,7 @@ prepared workspace tree is made usable by sandboxed commands."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -16,21 +17,20 @@ def share_tree(path: Path) -> None:
     """Make a freshly prepared workspace tree readable and writable by the sandbox identity that runs
     commands on it (see agents/runtime/sandbox.py). Called once, by whoever prepares the tree.
 
-    Every sandboxed command runs as its own uid, all in group ``SANDBOX_GID``; so the tree gets a POSIX
-    ACL entry for that group (``rwX``) on every file and directory, and the same entry as a *default*
-    ACL on every directory. A default ACL is inherited by whatever is created later, whoever creates it
-    (the agent, Reynolds, any sandbox uid) and whatever its umask, so one command's output stays
-    writable for the next one's uid. Symbolic links are not followed (``setfacl -P``), so a link in the
-    tree cannot make this touch anything outside it. The parents of ``path`` must be searchable by
-    the group (the workspaces root is ``0755``). Needs ``setfacl`` (Debian ``acl``) and a filesystem
-    with ACLs (ext4, xfs, btrfs, tmpfs and overlayfs have them).
+    Every sandboxed command runs as its own uid, all in group ``SANDBOX_GID``; so the tree gets POSIX
+    ACL entries for that group and for the calling user (``rwX``) on every file and directory, and the
+    same entries as a *default* ACL on every directory. A default ACL is inherited by whatever is
+    created later, whoever creates it (the agent, Reynolds, any sandbox uid) and whatever its umask,
+    so one command's output stays writable for the next one's uid and for the agent. Symbolic links
+    are not followed (``setfacl -P``), so a link in the tree cannot make this touch anything outside
+    it. The parents of ``path`` must be searchable by the group (the workspaces root is ``0755``).
+    Needs ``setfacl`` (Debian ``acl``) and a filesystem with ACLs (ext4, xfs, btrfs, tmpfs, overlayfs).
     """
     gid = SandboxSettings().gid
-    entry = f"g:{gid}:rwX"
+    entries = [f"g:{gid}:rwX", f"u:{os.geteuid()}:rwX"]  # the preparer keeps access to what sandboxes create
+    acl = ",".join([*entries, *(f"d:{e}" for e in entries)])
     try:
-        done = subprocess.run(
-            ["setfacl", "-R", "-P", "-m", f"{entry},d:{entry}", "--", str(path)], capture_output=True, text=True
-        )
+        done = subprocess.run(["setfacl", "-R", "-P", "-m", acl, "--", str(path)], capture_output=True, text=True)
     except FileNotFoundError as err:
         raise OSError("sharing a workspace with the sandbox needs setfacl (Debian package acl)") from err
     if done.returncode != 0:
