@@ -120,10 +120,23 @@ async def test_rlimits_apply(sandbox: Sandbox) -> None:
     assert soft["Max address space"] == str(s.memory_mb * mib) and soft["Max core file size"] == "0"
 
 
-async def test_home_is_private_to_the_call_and_emptied_after_it(sandbox: Sandbox) -> None:
-    home = anyio.Path((await sandbox.run(["sh", "-c", "echo kept > $HOME/note; echo $HOME"])).stdout.strip())
+async def test_home_is_private_to_the_call_and_emptied_after_it(sandbox: Sandbox, tmp_path: Path) -> None:
+    left = f"/tmp/left-by-{tmp_path.name}"
+    home = anyio.Path(
+        (await sandbox.run(["sh", "-c", f"echo kept > $HOME/note; touch {left}; echo $HOME"])).stdout.strip()
+    )
     assert home.parent == sandbox.settings.home_root and (await home.stat()).st_mode & 0o777 == 0o700
     assert [p async for p in home.iterdir()] == []
+    assert not await anyio.Path(left).exists()
+
+
+async def test_a_fork_bomb_is_capped_and_killed_with_everything_it_made(workspace: Path) -> None:
+    small = Sandbox(workspace, settings=SandboxSettings(processes=16))
+    bomb = "while true; do sleep 300 & echo $! >> pids; done"
+    result = await small.run(["sh", "-c", bomb])
+    assert result.exit_code != 0 and "fork" in result.stderr.lower()  # RLIMIT_NPROC stopped it
+    pids = [int(p) for p in (workspace / "pids").read_text().split()]
+    assert 0 < len(pids) < 16 and all(gone(p) for p in pids)
 
 
 @pytest.mark.skipif(not can_unshare_net(), reason="this host gives no network namespace (see README Security)")
