@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from reynolds.client import connect
+from tests.integration.cluster import Cluster
+
 pytestmark = pytest.mark.anyio
 IDENTITY = ["-c", "user.name=Eve", "-c", "user.email=eve@example.com", "-c", "commit.gpgsign=false"]
 TOKEN = "agent-token-that-must-not-leak"
@@ -200,3 +203,27 @@ async def test_the_workspace_copy_of_a_package_is_what_gets_tested(agent_client,
     assert not result.is_error, result.content[0].text
     assert result.structured_content["passed"] == 1, result.structured_content["output_tail"]
     assert not elsewhere.exists()
+
+
+async def test_over_http_a_test_suite_cannot_read_the_agent_process_secrets(reynolds_cluster: Cluster) -> None:
+    c = reynolds_cluster
+    token_file = c.workdir / "agent_token"
+    token_file.chmod(0o600)  # the agent refuses to run anything while others can read its token
+    c.start_reynolds()
+    agent = c.start_agent("code")
+    assert agent.popen is not None
+    proj = Path(agent.env["WORKSPACE_DIR"]) / "proj"
+    (proj / "tests").mkdir(parents=True)
+    outside = c.workdir / "outside"
+    outside.mkdir()
+    source = HOSTILE_TESTS.replace("TOKEN_PATH", str(token_file)).replace("AGENT_PID", str(agent.popen.pid))
+    (proj / "tests" / "test_escape.py").write_text(source.replace("OUTSIDE", str(outside)))
+
+    async with connect(f"http://127.0.0.1:{agent.port}/mcp", c.agent_token) as client:
+        result = await client.call_tool("run_pytest", {"path": "proj"})
+    assert not result.is_error, result.content[0].text
+    assert result.structured_content["passed"] == 1, result.structured_content["output_tail"]
+    found = json.loads((proj / "found.json").read_text())
+    assert all(v.startswith("blocked") for v in found.values()), found
+    assert c.agent_token not in json.dumps(result.structured_content)
+    assert gone(int((proj / "DETACHED").read_text()))
