@@ -112,8 +112,9 @@ class Cluster:
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        (self.workdir / "client_token").write_text(self.client_token)
-        (self.workdir / "agent_token").write_text(self.agent_token)
+        for name, token in (("client_token", self.client_token), ("agent_token", self.agent_token)):
+            (self.workdir / name).write_text(token)
+            (self.workdir / name).chmod(0o600)  # agents refuse to sandbox anything while others can read it
 
     def _env(self, extra: dict[str, str]) -> dict[str, str]:
         return {

@@ -207,8 +207,7 @@ async def test_the_workspace_copy_of_a_package_is_what_gets_tested(agent_client,
 
 async def test_over_http_a_test_suite_cannot_read_the_agent_process_secrets(reynolds_cluster: Cluster) -> None:
     c = reynolds_cluster
-    token_file = c.workdir / "agent_token"
-    token_file.chmod(0o600)  # the agent refuses to run anything while others can read its token
+    token_file = c.workdir / "agent_token"  # 0600: the agent refuses to run anything while others can read it
     c.start_reynolds()
     agent = c.start_agent("code")
     assert agent.popen is not None
