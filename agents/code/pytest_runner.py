@@ -165,7 +165,7 @@ async def run_pytest(
     workspace = sandbox.root_for_call().resolve()
     report_rel = f"{REPORT_DIR}/junit-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}.xml"
     report = anyio.Path(workspace / report_rel)
-    await report.parent.mkdir(parents=True, exist_ok=True)
+    # pytest makes the report directory itself, as the sandbox uid, so it can write there
     target_is_file = await anyio.Path(target).is_file()
     cwd = target.parent if target_is_file else target
     argv = [
