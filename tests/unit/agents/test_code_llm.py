@@ -35,6 +35,7 @@ def api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[OpenAIDoubl
     """The double running on 127.0.0.1, with the agent's settings pointed at it (key from a file)."""
     key_file = tmp_path / "openai-key"
     key_file.write_text(KEY + "\n")
+    key_file.chmod(0o600)  # the sandbox refuses to run anything while a secret file is readable by others
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with OpenAIDouble(KEY) as double:
         monkeypatch.setenv("OPENAI_API_KEY_FILE", str(key_file))
