@@ -1,0 +1,126 @@
+"""The devops agent's offline file checks: Compose files, Dockerfiles, workflows and secrets.
+
+Each tool reads one workspace file (or tree), runs the check module that owns it, and returns a report
+whose findings carry rule ids explained in knowledge/."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from mcp.server.mcpserver import MCPServer
+from pydantic import Field
+
+from agents.devops import compose, dockerfile, secrets_scan, workflow, yamlmap
+from agents.devops.inputs import read_workspace_text
+from agents.devops.reports import (
+    ComposeReport,
+    DockerfileReport,
+    SecretScanReport,
+    WorkflowReport,
+    context,
+    report_fields,
+    rules,
+)
+from agents.runtime import AgentRuntime
+from agents.runtime.annotations import READ
+from agents.runtime.layers import Layers
+
+SECURITY_POLICY = "infrastructure/security-policies.json"
+RESOURCE_LIMITS = "infrastructure/resource-limits.json"
+MONITORING = "infrastructure/monitoring.json"
+
+WorkspacePath = Annotated[str, Field(min_length=1, max_length=1000, description="path relative to the workspace")]
+
+
+def register(server: MCPServer, runtime: AgentRuntime) -> None:
+    register_compose(server, runtime.layers)
+    register_dockerfile(server, runtime.layers)
+    register_workflow(server, runtime.layers)
+    register_secrets(server, runtime.layers)
+
+
+def register_compose(server: MCPServer, layers: Layers) -> None:
+    @server.tool(annotations=READ)
+    def validate_compose(path: WorkspacePath = "docker-compose.yaml") -> ComposeReport:
+        """Validate a Docker Compose file in the workspace without Docker: YAML errors (with line),
+        obsolete `version:`, services without image/build, missing build contexts, undeclared
+        volumes/networks/secrets/configs, host port clashes, missing healthchecks, depends_on
+        service_healthy on services without one, replicas with container_name, and the team's resource
+        and healthcheck policies. Findings have rule id (CP...), severity, service, line and message."""
+        resolved, text = read_workspace_text(layers, path)
+        book = rules(layers, "compose-rules.yaml")
+        parsed = yamlmap.load(text)
+        if isinstance(parsed, yamlmap.YamlProblem):
+            findings = [book.make("CP001", parsed.message, parsed.line, model=compose.ComposeFinding)]
+            return ComposeReport(
+                services=[], findings=findings, **report_fields(layers, "validate_compose", path, findings)
+            )
+        data, lines = parsed
+        findings = compose.validate(
+            data, lines, resolved.parent, book, context(layers, RESOURCE_LIMITS), context(layers, MONITORING)
+        )
+        services = list(data.get("services") or {}) if isinstance(data, dict) else []
+        fields = report_fields(layers, "validate_compose", path, findings)
+        return ComposeReport(services=[str(s) for s in services], findings=findings, **fields)
+
+
+def register_dockerfile(server: MCPServer, layers: Layers) -> None:
+    @server.tool(annotations=READ)
+    def lint_dockerfile(path: WorkspacePath = "Dockerfile") -> DockerfileReport:
+        """Lint a Dockerfile in the workspace: unpinned base images, apt/apk/pip cache and flags, ADD for
+        local files, cd instead of WORKDIR, running as root, sudo, repeated or shell-form CMD/ENTRYPOINT,
+        MAINTAINER, secret-looking ENV/ARG, bad EXPOSE ports, unknown instructions, curl|sh. Line
+        continuations and heredocs are handled; findings carry rule id (DF...), severity and line."""
+        _, text = read_workspace_text(layers, path)
+        require_non_root = context(layers, SECURITY_POLICY).get("containers", {}).get("require_non_root_user", True)
+        result = dockerfile.lint(text, rules(layers, "dockerfile-rules.yaml"), require_non_root)
+        findings = sorted(result.findings, key=lambda f: f.line or 0)
+        return DockerfileReport(
+            stages=result.stages,
+            instructions=result.instructions,
+            findings=findings,
+            **report_fields(layers, "lint_dockerfile", path, findings),
+        )
+
+
+def register_workflow(server: MCPServer, layers: Layers) -> None:
+    @server.tool(annotations=READ)
+    def lint_workflow(path: WorkspacePath) -> WorkflowReport:
+        """Lint a GitHub Actions workflow file in the workspace (e.g. .github/workflows/ci.yml): YAML
+        errors, missing on/jobs, jobs without runs-on, unknown or cyclic needs (the cycle is named),
+        actions not pinned to a full commit SHA (owners allowed to use tags come from the security
+        policy), steps with both uses and run, untrusted event data in run scripts, missing permissions."""
+        _, text = read_workspace_text(layers, path)
+        book = rules(layers, "workflow-rules.yaml")
+        parsed = yamlmap.load(text)
+        if isinstance(parsed, yamlmap.YamlProblem):
+            findings = [book.make("WF001", parsed.message, parsed.line, model=workflow.WorkflowFinding)]
+            return WorkflowReport(jobs=[], findings=findings, **report_fields(layers, "lint_workflow", path, findings))
+        data, lines = parsed
+        policy = context(layers, SECURITY_POLICY).get("github_actions", {})
+        findings, jobs = workflow.lint(data, lines, book, policy)
+        findings.sort(key=lambda f: f.line or 0)
+        return WorkflowReport(jobs=jobs, findings=findings, **report_fields(layers, "lint_workflow", path, findings))
+
+
+def register_secrets(server: MCPServer, layers: Layers) -> None:
+    @server.tool(annotations=READ)
+    def scan_secrets(path: WorkspacePath = ".") -> SecretScanReport:
+        """Scan a file or directory tree in the workspace for leaked credentials: AWS keys, GitHub
+        tokens, private keys, Slack tokens and webhooks, JWTs, hard-coded passwords, and high-entropy
+        strings. Skips .git, binaries, files over the size cap and the security policy's allowlist.
+        Findings give file, line, rule, severity and a redacted preview (never the secret itself);
+        `summary` is a one-line result for plans and reports."""
+        target = layers.workspace_path(path)
+        policy = secrets_scan.Policy.from_context(context(layers, SECURITY_POLICY).get("secret_scanning"))
+        patterns = secrets_scan.load_patterns(layers.read_structured("knowledge", "secret-patterns.yaml", []) or [])
+        result = secrets_scan.scan(layers.workspace.resolve(), target, patterns, policy)
+        fields = report_fields(layers, "scan_secrets", path, result.findings)
+        fields["summary"] = secrets_scan.summarize(result, path)
+        return SecretScanReport(
+            files_scanned=result.files_scanned,
+            findings=result.findings,
+            skipped=result.skipped,
+            truncated=result.truncated,
+            **fields,
+        )
