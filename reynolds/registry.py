@@ -55,7 +55,12 @@ class Replica:
         """Take the replica's ``tools/list``: names for routing, descriptions and schemas for planning."""
         self.tools = [t.name for t in tools]
         self.specs = {
-            t.name: {"description": (t.description or "")[:MAX_DESCRIPTION], "input_schema": t.input_schema}
+            t.name: {
+                "description": (t.description or "")[:MAX_DESCRIPTION],
+                "input_schema": t.input_schema,
+                # readOnlyHint, destructiveHint ...: the planners never pick a destructive tool unasked
+                "annotations": t.annotations.model_dump(by_alias=True, exclude_none=True) if t.annotations else {},
+            }
             for t in tools
         }
 

@@ -11,7 +11,7 @@ from mcp_types import ToolAnnotations
 
 # Reads the workspace, knowledge, context or the Docker daemon's state; changes nothing.
 READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
-# Reads an outside service (GitHub, Graph, Power Platform); changes nothing.
+# Reads an outside service (GitHub, Graph, Power Platform, an LLM); changes nothing.
 READ_REMOTE = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True)
 # Adds new files to the workspace (never overwrites one it did not create for this call).
 ADD_LOCAL = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
@@ -25,3 +25,7 @@ CHANGE_REMOTE = ToolAnnotations(read_only_hint=False, destructive_hint=True, ide
 DISRUPT = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
 # Brings outside content (a clone, an export, generated code) into the workspace as new files.
 FETCH = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
+# Runs the workspace's own code (its tests) in the sandbox: may write inside the workspace, nothing else.
+EXECUTE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
+# Asks an LLM and may write its answer over a workspace file (each answer differs).
+LLM_WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=True)
