@@ -88,7 +88,8 @@ def parse(text: str) -> list[Instruction]:
                 i += 1
                 break
         logical = " ".join(p.strip() for p in parts)
-        keyword, _, args = logical.partition(" ")
+        # the builder splits the instruction from its arguments at any whitespace, tabs included
+        keyword, args = (logical.split(None, 1) + [""])[:2]
         instruction = Instruction(keyword.upper(), args.strip(), start)
         for dash, _quote, word in HEREDOC.findall(args) if instruction.keyword in ("RUN", "COPY") else []:
             body: list[str] = []

@@ -115,3 +115,12 @@ async def test_bad_paths_are_clear_errors(agent_client) -> None:
     (runtime.layers.workspace / "dir").mkdir()
     folder = await client.call_tool("lint_dockerfile", {"path": "dir"})
     assert folder.is_error and "not a regular file" in folder.content[0].text
+
+
+@pytest.mark.anyio
+async def test_a_tab_after_the_instruction_is_whitespace_like_any_other(agent_client) -> None:
+    text = "FROM\tpython:3.12-slim@sha256:" + "a" * 64 + "\nWORKDIR\t/app\nCOPY\t. .\nUSER\t10001\nCMD\t[\"python\", \"app.py\"]\n"
+    report = (await lint(agent_client, text)).structured_content
+    assert report["instructions"] == 5 and report["stages"] == 1
+    assert not [f for f in report["findings"] if "unknown instruction" in f["message"].lower()]
+    assert report["valid"], report["findings"]

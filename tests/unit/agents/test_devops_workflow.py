@@ -114,3 +114,44 @@ async def test_malformed_workflow_yaml(agent_client) -> None:
     report = await lint(agent_client, "on: push\njobs:\n  a:\n    steps:\n  - run: x\n   bad: [\n")
     assert [f["rule"] for f in report["findings"]] == ["WF001"]
     assert report["findings"][0]["line"] is not None and report["valid"] is False
+
+
+@pytest.mark.anyio
+async def test_empty_and_malformed_uses_and_needs_are_findings_not_crashes(agent_client) -> None:
+    text = (
+        "on: push\npermissions: {}\njobs:\n"
+        "  call:\n    uses:\n"
+        "  build:\n    runs-on: ubuntu-latest\n    needs: [{a: 1}, call]\n    steps:\n"
+        "      - uses: ''\n      - uses: [x]\n      - run: echo ok\n"
+    )
+    report = await lint(agent_client, text)
+    empty = [f for f in report["findings"] if f["rule"] == "WF013"]
+    assert len(empty) == 3 and {f["job"] for f in empty} == {"call", "build"}
+
+
+@pytest.mark.anyio
+async def test_untrusted_input_in_github_script_is_found(agent_client) -> None:
+    text = (
+        "on: issues\npermissions: {}\njobs:\n  triage:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - uses: actions/github-script@60a0d83039c74a4aee543508d2ffcb1c3799cdea\n"
+        "        with:\n          script: |\n            console.log('${{ github.event.issue.title }}')\n"
+    )
+    report = await lint(agent_client, text)
+    hit = [f for f in report["findings"] if f["rule"] == "WF010"]
+    assert hit and "with.script" in hit[0]["message"] and hit[0]["line"] == 9
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("on: push\njobs: &j\n  a:\n    needs: *j\n", "recursive anchor"),
+        ("a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+            f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(8)
+        ), "alias bomb"),
+    ],
+)
+async def test_alias_bombs_and_recursive_anchors_are_refused_quickly(agent_client, text: str, reason: str) -> None:
+    report = await lint(agent_client, text)
+    assert [f["rule"] for f in report["findings"]] == ["WF001"]
+    assert reason in report["findings"][0]["message"]
