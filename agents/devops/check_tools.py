@@ -10,7 +10,7 @@ from typing import Annotated
 from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
-from agents.devops import compose, dockerfile, secrets_scan, workflow, yamlmap
+from agents.devops import compose, dockerfile, hadolint, secrets_scan, workflow, yamlmap
 from agents.devops.inputs import read_workspace_text
 from agents.devops.reports import (
     ComposeReport,
@@ -28,13 +28,14 @@ from agents.runtime.layers import Layers
 SECURITY_POLICY = "infrastructure/security-policies.json"
 RESOURCE_LIMITS = "infrastructure/resource-limits.json"
 MONITORING = "infrastructure/monitoring.json"
+HADOLINT = "hadolint.yaml"  # knowledge: hadolint's config (never the repository's)
 
 WorkspacePath = Annotated[str, Field(min_length=1, max_length=1000, description="path relative to the workspace")]
 
 
 def register(server: MCPServer, runtime: AgentRuntime) -> None:
     register_compose(server, runtime.layers)
-    register_dockerfile(server, runtime.layers)
+    register_dockerfile(server, runtime)
     register_workflow(server, runtime.layers)
     register_secrets(server, runtime.layers)
 
@@ -64,20 +65,27 @@ def register_compose(server: MCPServer, layers: Layers) -> None:
         return ComposeReport(services=[str(s) for s in services], findings=findings, **fields)
 
 
-def register_dockerfile(server: MCPServer, layers: Layers) -> None:
+def register_dockerfile(server: MCPServer, runtime: AgentRuntime) -> None:
+    layers = runtime.layers
+
     @server.tool(annotations=READ)
-    def lint_dockerfile(path: WorkspacePath = "Dockerfile") -> DockerfileReport:
-        """Lint a Dockerfile in the workspace: unpinned base images, apt/apk/pip cache and flags, ADD for
-        local files, cd instead of WORKDIR, running as root, sudo, repeated or shell-form CMD/ENTRYPOINT,
-        MAINTAINER, secret-looking ENV/ARG, bad EXPOSE ports, unknown instructions, curl|sh. Line
-        continuations and heredocs are handled; findings carry rule id (DF...), severity and line."""
-        _, text = read_workspace_text(layers, path)
+    async def lint_dockerfile(path: WorkspacePath = "Dockerfile") -> DockerfileReport:
+        """Lint a Dockerfile in the workspace with hadolint (its DL rules, and ShellCheck's SC rules inside
+        RUN) plus the team's policy: running as root, secret-looking ENV/ARG, curl|sh (DF rules). Files
+        hadolint cannot parse (heredocs) get Reynolds' own parser and its DF rules for unpinned images,
+        apt/apk/pip caches, ADD, cd, sudo, CMD/ENTRYPOINT, MAINTAINER, EXPOSE and unknown instructions.
+        Findings carry rule id, severity and line; `engine` says which ran."""
+        resolved, text = read_workspace_text(layers, path)
         require_non_root = context(layers, SECURITY_POLICY).get("containers", {}).get("require_non_root_user", True)
-        result = dockerfile.lint(text, rules(layers, "dockerfile-rules.yaml"), require_non_root)
-        findings = sorted(result.findings, key=lambda f: f.line or 0)
+        own = dockerfile.lint(text, rules(layers, "dockerfile-rules.yaml"), require_non_root)
+        where = resolved.relative_to(layers.workspace.resolve())
+        engine = await hadolint.lint(runtime.sandbox, where.parent.as_posix(), where.name, layers.knowledge / HADOLINT)
+        findings = dockerfile.combine(own.findings, engine.findings, engine.parsed)
+        used = engine.version if engine.parsed else f"Reynolds' parser ({engine.version} cannot parse this file)"
         return DockerfileReport(
-            stages=result.stages,
-            instructions=result.instructions,
+            stages=own.stages,
+            instructions=own.instructions,
+            engine=used,
             findings=findings,
             **report_fields(layers, "lint_dockerfile", path, findings),
         )

@@ -31,6 +31,7 @@ class ComposeReport(Report):
 class DockerfileReport(Report):
     stages: int
     instructions: int
+    engine: str = Field(description="what checked the file: hadolint and its version, or Reynolds' parser")
     findings: list[Finding]
 
 

@@ -146,9 +146,11 @@ async def test_untrusted_input_in_github_script_is_found(agent_client) -> None:
     ("text", "reason"),
     [
         ("on: push\njobs: &j\n  a:\n    needs: *j\n", "recursive anchor"),
-        ("a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
-            f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(8)
-        ), "alias bomb"),
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(8)),
+            "alias bomb",
+        ),
     ],
 )
 async def test_alias_bombs_and_recursive_anchors_are_refused_quickly(agent_client, text: str, reason: str) -> None:
