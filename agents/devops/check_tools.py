@@ -10,7 +10,7 @@ from typing import Annotated
 from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
-from agents.devops import compose, dockerfile, hadolint, secrets_scan, workflow, yamlmap
+from agents.devops import compose, dockerfile, hadolint, interpolate, secrets_scan, workflow, yamlmap
 from agents.devops.inputs import read_workspace_text
 from agents.devops.reports import (
     ComposeReport,
@@ -43,7 +43,9 @@ def register(server: MCPServer, runtime: AgentRuntime) -> None:
 def register_compose(server: MCPServer, layers: Layers) -> None:
     @server.tool(annotations=READ)
     def validate_compose(path: WorkspacePath = "docker-compose.yaml") -> ComposeReport:
-        """Validate a Docker Compose file in the workspace without Docker: YAML errors (with line),
+        """Validate a Docker Compose file in the workspace without Docker: `$VAR` interpolation from the .env
+        next to it (unset and required variables), the Compose Specification's JSON schema (wrong types,
+        unknown keys), YAML errors (with line),
         obsolete `version:`, services without image/build, missing build contexts, undeclared
         volumes/networks/secrets/configs, host port clashes, missing healthchecks, depends_on
         service_healthy on services without one, replicas with container_name, and the team's resource
@@ -57,10 +59,15 @@ def register_compose(server: MCPServer, layers: Layers) -> None:
                 services=[], findings=findings, **report_fields(layers, "validate_compose", path, findings)
             )
         data, lines = parsed
-        findings = compose.validate(
-            data, lines, resolved.parent, book, context(layers, RESOURCE_LIMITS), context(layers, MONITORING)
+        done = interpolate.interpolate(data, interpolate.read_env_file(resolved.parent))
+        limits, monitoring = context(layers, RESOURCE_LIMITS), context(layers, MONITORING)
+        findings = compose.spec_findings(done, lines, book)
+        findings += compose.validate(done.data, lines, resolved.parent, book, limits, monitoring)
+        services = (
+            list(data.get("services") or {})
+            if isinstance(data, dict) and isinstance(data.get("services"), dict)
+            else []
         )
-        services = list(data.get("services") or {}) if isinstance(data, dict) else []
         fields = report_fields(layers, "validate_compose", path, findings)
         return ComposeReport(services=[str(s) for s in services], findings=findings, **fields)
 
