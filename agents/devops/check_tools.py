@@ -123,17 +123,21 @@ def register_secrets(server: MCPServer, layers: Layers) -> None:
     def scan_secrets(path: WorkspacePath = ".") -> SecretScanReport:
         """Scan a file or directory tree in the workspace for leaked credentials: AWS keys, GitHub
         tokens, private keys, Slack tokens and webhooks, JWTs, hard-coded passwords, and high-entropy
-        strings. Skips .git, binaries, files over the size cap and the security policy's allowlist.
-        Findings give file, line, rule, severity and a redacted preview (never the secret itself);
-        `summary` is a one-line result for plans and reports."""
+        strings, passwords in .env files and URLs, GitLab, Twilio and Stripe keys. Reads every file (skips
+        .git, binaries and files over the size cap), then returns the most severe findings first up to the
+        cap, with `total_findings` and `counts` for all of them. Placeholders and keys that only point at a
+        secret (password_file) are not findings; allowlisted paths are reported at info. Findings give
+        file, line, rule, severity and a redacted preview (never the secret itself)."""
         target = layers.workspace_path(path)
         policy = secrets_scan.Policy.from_context(context(layers, SECURITY_POLICY).get("secret_scanning"))
         patterns = secrets_scan.load_patterns(layers.read_structured("knowledge", "secret-patterns.yaml", []) or [])
         result = secrets_scan.scan(layers.workspace.resolve(), target, patterns, policy)
         fields = report_fields(layers, "scan_secrets", path, result.findings)
         fields["summary"] = secrets_scan.summarize(result, path)
+        fields["counts"] = {severity: result.counts[severity] for severity in fields["counts"]}  # all, not shown
         return SecretScanReport(
             files_scanned=result.files_scanned,
+            total_findings=result.total_findings,
             findings=result.findings,
             skipped=result.skipped,
             truncated=result.truncated,

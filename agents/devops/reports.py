@@ -42,6 +42,7 @@ class WorkflowReport(Report):
 
 class SecretScanReport(Report):
     files_scanned: int
+    total_findings: int = Field(description="every finding in the scanned files; `findings` holds the most severe")
     findings: list[secrets_scan.SecretFinding]
     skipped: list[secrets_scan.Skipped] = Field(description="files not scanned and why (binary, too big, allowlisted)")
     truncated: bool = Field(description="more findings were found than returned (the most severe are kept)")
