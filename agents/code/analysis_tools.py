@@ -10,7 +10,7 @@ from pydantic import Field
 
 from agents.code.api_docs import ApiDocs, package_docs
 from agents.code.line_count import LANGUAGES_FILE, LineCounts, count_tree, load_languages
-from agents.code.python_analysis import PythonAnalysis, analyse_tree
+from agents.code.python_analysis import PythonAnalysis, analyse_tree, page
 from agents.code.sources import python_target, relative, workspace_target, write_output
 from agents.code.standards import load_standards
 from agents.runtime import AgentRuntime
@@ -25,15 +25,21 @@ def register(server: MCPServer, runtime: AgentRuntime) -> None:
     layers = runtime.layers
 
     @server.tool(annotations=READ)
-    def analyze_python(path: WorkspacePath) -> PythonAnalysis:
+    def analyze_python(
+        path: WorkspacePath,
+        limit: Annotated[int, Field(ge=1, le=500, description="list at most this many modules")] = 50,
+        offset: Annotated[int, Field(ge=0, description="skip this many modules (from page.next_offset)")] = 0,
+    ) -> PythonAnalysis:
         """Static analysis of a Python file or package in the workspace (stdlib ast; nothing is run):
         functions and classes (name, line, args, docstring present), cyclomatic complexity per
         function with those over the team's max_complexity flagged, imports and the import graph
         between the package's modules, TODO/FIXME/XXX comments with lines, the public API (__all__
-        when declared), missing docstrings per the standards, and syntax errors as file:line:col."""
+        when declared), missing docstrings per the standards, and syntax errors as file:line:col.
+        Totals and the summary cover the whole tree; modules are listed `limit` at a time from `offset`,
+        and `page` says how many were left out and where the next page starts."""
         standards = load_standards(runtime).python
         target, files, _ = python_target(layers, path)
-        return analyse_tree(files, target, layers.workspace, standards)
+        return page(analyse_tree(files, target, layers.workspace, standards), offset, limit)
 
     @server.tool(annotations=READ)
     def count_lines(path: WorkspacePath) -> LineCounts:
