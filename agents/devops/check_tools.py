@@ -101,10 +101,11 @@ def register_dockerfile(server: MCPServer, runtime: AgentRuntime) -> None:
 def register_workflow(server: MCPServer, layers: Layers) -> None:
     @server.tool(annotations=READ)
     def lint_workflow(path: WorkspacePath) -> WorkflowReport:
-        """Lint a GitHub Actions workflow file in the workspace (e.g. .github/workflows/ci.yml): YAML
-        errors, missing on/jobs, jobs without runs-on, unknown or cyclic needs (the cycle is named),
-        actions not pinned to a full commit SHA (owners allowed to use tags come from the security
-        policy), steps with both uses and run, untrusted event data in run scripts, missing permissions."""
+        """Lint a GitHub Actions workflow file in the workspace (e.g. .github/workflows/ci.yml): SchemaStore's
+        workflow schema (unknown keys, wrong types), YAML errors, missing on/jobs, jobs without runs-on,
+        unknown or cyclic needs (the cycle is named), empty `uses`, actions not pinned to a full commit
+        SHA (owners allowed to use tags come from the security policy), steps with both uses and run,
+        untrusted event data in run scripts and github-script, missing permissions."""
         _, text = read_workspace_text(layers, path)
         book = rules(layers, "workflow-rules.yaml")
         parsed = yamlmap.load(text)
@@ -114,6 +115,7 @@ def register_workflow(server: MCPServer, layers: Layers) -> None:
         data, lines = parsed
         policy = context(layers, SECURITY_POLICY).get("github_actions", {})
         findings, jobs = workflow.lint(data, lines, book, policy)
+        findings += workflow.schema_findings(data, lines, book)
         findings.sort(key=lambda f: f.line or 0)
         return WorkflowReport(jobs=jobs, findings=findings, **report_fields(layers, "lint_workflow", path, findings))
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
+from agents.devops import schemas
 from agents.devops.findings import Finding, RuleBook
 from agents.devops.yamlmap import LineMap
 
@@ -95,6 +96,22 @@ def _check_job(job_id: str, job: dict, jobs: dict, policy: dict[str, Any], add) 
         for key, script in _scripts(step):
             for m in UNTRUSTED.finditer(script):
                 add("WF010", f"{label} expands {m.group(1)} inside {key}", job_id, *where, *key.split("."))
+
+
+def schema_findings(data: Any, lines: LineMap, book: RuleBook) -> list[WorkflowFinding]:
+    """WF014: SchemaStore's workflow schema on the document (YAML 1.1's boolean `on` key read as "on")."""
+    if not isinstance(data, dict):
+        return []
+    document = {("on" if key is True else key): value for key, value in data.items()}
+    out = []
+    for path, message in schemas.problems(document, schemas.WORKFLOW):
+        if not path and message.endswith("is a required property"):
+            continue  # a missing `on` or `jobs` is WF002/WF003 already
+        where = (True, *path[1:]) if path[:1] == ("on",) and "on" not in data else path
+        job = str(path[1]) if len(path) > 1 and path[0] == "jobs" else None
+        dotted = ".".join(str(p) for p in path) or "the workflow"
+        out.append(book.make("WF014", f"{dotted}: {message}", lines.line(*where), model=WorkflowFinding, job=job))
+    return out
 
 
 def _names(needs: Any) -> list[str]:

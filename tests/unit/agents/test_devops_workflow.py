@@ -157,3 +157,15 @@ async def test_alias_bombs_and_recursive_anchors_are_refused_quickly(agent_clien
     report = await lint(agent_client, text)
     assert [f["rule"] for f in report["findings"]] == ["WF001"]
     assert reason in report["findings"][0]["message"]
+
+
+@pytest.mark.anyio
+async def test_the_workflow_schema_reports_typos_and_wrong_types(agent_client) -> None:
+    text = (
+        "on: push\npermisions: {}\njobs:\n  build:\n    runs-on: ubuntu-latest\n    timeout-minutes: soon\n"
+        "    steps:\n      - run: make\n"
+    )
+    report = await lint(agent_client, text)
+    schema = [(f["line"], f["message"]) for f in report["findings"] if f["rule"] == "WF014"]
+    assert any(line == 2 and "permisions" in message for line, message in schema), schema
+    assert any(line == 6 and "timeout-minutes" in message for line, message in schema), schema
