@@ -95,7 +95,7 @@ def register_packages(server: MCPServer, layers: Layers) -> None:
             Field(None, max_length=200, description="target environment; enables its policy checks"),
         ] = None,
     ) -> ValidationReport:
-        """Check a solution package against ALM rules before deployment: four-part numeric version (PP001),
+        """Check a solution package against ALM rules before deployment: numeric 2-4 part version (PP001),
         missing dependencies (PP002), unmanaged solution into an environment whose policy forbids it (PP003),
         publisher prefix required by the estate (PP004), default 'new' publisher (PP005), component schema names
         without the publisher prefix (PP006) or off the naming convention (PP007), solution name convention
