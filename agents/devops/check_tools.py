@@ -5,12 +5,23 @@ whose findings carry rule ids explained in knowledge/."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
-from agents.devops import compose, dockerfile, hadolint, interpolate, secrets_scan, workflow, yamlmap
+from agents.devops import (
+    compose,
+    detect_secrets_engine,
+    dockerfile,
+    hadolint,
+    interpolate,
+    secrets_scan,
+    workflow,
+    yamlmap,
+)
 from agents.devops.inputs import read_workspace_text
 from agents.devops.reports import (
     ComposeReport,
@@ -37,7 +48,7 @@ def register(server: MCPServer, runtime: AgentRuntime) -> None:
     register_compose(server, runtime.layers)
     register_dockerfile(server, runtime)
     register_workflow(server, runtime.layers)
-    register_secrets(server, runtime.layers)
+    register_secrets(server, runtime)
 
 
 def register_compose(server: MCPServer, layers: Layers) -> None:
@@ -120,28 +131,41 @@ def register_workflow(server: MCPServer, layers: Layers) -> None:
         return WorkflowReport(jobs=jobs, findings=findings, **report_fields(layers, "lint_workflow", path, findings))
 
 
-def register_secrets(server: MCPServer, layers: Layers) -> None:
+def register_secrets(server: MCPServer, runtime: AgentRuntime) -> None:
+    layers = runtime.layers
+
     @server.tool(annotations=READ)
-    def scan_secrets(path: WorkspacePath = ".") -> SecretScanReport:
-        """Scan a file or directory tree in the workspace for leaked credentials: AWS keys, GitHub
-        tokens, private keys, Slack tokens and webhooks, JWTs, hard-coded passwords, and high-entropy
-        strings, passwords in .env files and URLs, GitLab, Twilio and Stripe keys. Reads every file (skips
-        .git, binaries and files over the size cap), then returns the most severe findings first up to the
-        cap, with `total_findings` and `counts` for all of them. Placeholders and keys that only point at a
-        secret (password_file) are not findings; allowlisted paths are reported at info. Findings give
-        file, line, rule, severity and a redacted preview (never the secret itself)."""
+    async def scan_secrets(path: WorkspacePath = ".") -> SecretScanReport:
+        """Scan a file or directory tree in the workspace for leaked credentials: Reynolds' patterns (AWS
+        keys, GitHub/GitLab tokens, Twilio and Stripe keys, private keys, Slack tokens and webhooks, JWTs,
+        passwords in code, .env files and URLs, high-entropy strings) plus detect-secrets' detectors for
+        other vendors' formats. Reads every file (skips .git, binaries and files over the size cap), then
+        returns the most severe findings first up to the cap, with `total_findings` and `counts` for all.
+        Placeholders and keys that only point at a secret (password_file) are not findings; allowlisted
+        paths are reported at info. Previews are redacted (never the secret itself)."""
         target = layers.workspace_path(path)
+        workspace = layers.workspace.resolve()
         policy = secrets_scan.Policy.from_context(context(layers, SECURITY_POLICY).get("secret_scanning"))
         patterns = secrets_scan.load_patterns(layers.read_structured("knowledge", "secret-patterns.yaml", []) or [])
-        result = secrets_scan.scan(layers.workspace.resolve(), target, patterns, policy)
+        result = await anyio.to_thread.run_sync(secrets_scan.scan, workspace, target, patterns, policy)
+        engine = await detect_secrets_engine.scan(runtime.sandbox, relative_to(target, workspace), policy.skip_dirs)
+        await anyio.to_thread.run_sync(
+            secrets_scan.add_engine_hits, result, workspace, engine.hits, policy, "detect-secrets"
+        )
         fields = report_fields(layers, "scan_secrets", path, result.findings)
         fields["summary"] = secrets_scan.summarize(result, path)
         fields["counts"] = {severity: result.counts[severity] for severity in fields["counts"]}  # all, not shown
         return SecretScanReport(
             files_scanned=result.files_scanned,
             total_findings=result.total_findings,
+            engines=result.engines,
+            notes=[*result.notes, *([engine.note] if engine.note else [])],
             findings=result.findings,
             skipped=result.skipped,
             truncated=result.truncated,
             **fields,
         )
+
+
+def relative_to(target: Path, workspace: Path) -> str:
+    return target.relative_to(workspace).as_posix() if target != workspace else "."

@@ -43,6 +43,8 @@ class WorkflowReport(Report):
 class SecretScanReport(Report):
     files_scanned: int
     total_findings: int = Field(description="every finding in the scanned files; `findings` holds the most severe")
+    engines: list[str] = Field(description="what scanned: Reynolds' patterns, detect-secrets")
+    notes: list[str] = Field(default_factory=list, description="why an engine's findings may be missing")
     findings: list[secrets_scan.SecretFinding]
     skipped: list[secrets_scan.Skipped] = Field(description="files not scanned and why (binary, too big, allowlisted)")
     truncated: bool = Field(description="more findings were found than returned (the most severe are kept)")

@@ -107,11 +107,16 @@ class Scan:
     total_findings: int = 0
     counts: Counter[str] = field(default_factory=Counter)  # severity -> findings, all of them
     files_hit: set[str] = field(default_factory=set)
+    lines_hit: set[tuple[str, int]] = field(default_factory=set)
+    engines: list[str] = field(default_factory=lambda: ["reynolds patterns"])
+    notes: list[str] = field(default_factory=list)
 
     def add(self, found: list[SecretFinding]) -> None:
         self.total_findings += len(found)
         self.counts.update(f.severity for f in found)
         self.files_hit.update(f.file for f in found)
+        # lines a specific pattern matched; another engine's hit there is the same secret
+        self.lines_hit.update((f.file, f.line or 0) for f in found if f.rule != "high-entropy-string")
         self.findings.extend(found)
         if len(self.findings) > KEEP_WHILE_SCANNING:
             self._keep_most_severe(MAX_FINDINGS)
@@ -173,6 +178,41 @@ def scan(workspace: Path, target: Path, patterns: list[Pattern], policy: Policy)
 def shown(name: str) -> str:
     """A path as text that survives JSON: bytes that are not UTF-8 (a hostile file name) as \\x escapes."""
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def add_engine_hits(result: Scan, workspace: Path, hits: list[Any], policy: Policy, engine: str) -> None:
+    """Add another scanner's hits (file, line, type, rule, severity) on lines Reynolds found nothing on,
+    with the same policy: the inline marker silences a line, allowlisted paths report at info."""
+    found = []
+    skipped = {s.file for s in result.skipped}  # too big, binary, symlinks: skipped for every engine
+    for hit in hits:
+        file = shown(hit.file.removeprefix("./"))
+        if file in skipped or (file, hit.line) in result.lines_hit:
+            continue
+        if _line_allowed(workspace / hit.file, hit.line, policy):
+            continue
+        finding = SecretFinding(
+            rule=hit.rule,
+            title=f"{hit.type} ({engine})",
+            severity=policy.overrides.get(hit.rule, hit.severity),  # type: ignore[arg-type]
+            message=f"{hit.type} at {file}:{hit.line} (found by {engine})",
+            line=hit.line,
+            file=file,
+            preview=f"[line withheld: {engine} names the line, not where on it the secret is]",
+            fix="Remove it, rotate the credential, and load it from a secret store or *_FILE at run time.",
+        )
+        found.append(_as_allowlisted(finding) if policy.path_allowed(file) else finding)
+    result.engines.append(engine)
+    result.add(found)
+    result.finish()
+
+
+def _line_allowed(path: Path, number: int, policy: Policy) -> bool:
+    """The line carries the inline allow marker (files over the size cap count as not allowed)."""
+    if not policy.marker or not path.is_file() or path.stat().st_size > policy.max_file_bytes:
+        return False
+    lines = path.read_bytes().decode("utf-8", errors="replace").splitlines()
+    return 0 < number <= len(lines) and policy.marker in lines[number - 1]
 
 
 def _as_allowlisted(finding: SecretFinding) -> SecretFinding:

@@ -192,3 +192,33 @@ async def test_a_non_utf8_file_name_does_not_fail_the_scan(agent_client) -> None
 def write_latin1_named(root: Path) -> None:
     """A file whose name is the Latin-1 byte 0xE9, not UTF-8 (as an old archive would unpack it)."""
     (root / b"caf\xe9.env".decode("utf-8", "surrogateescape")).write_text(f"GITHUB_TOKEN={GH_TOKEN}\n")
+
+
+SENDGRID = "SG." + "aB3dE5gH7jK9mN1pQ3sT5v" + "." + "wX7zA9cE1gI3kM5oQ7sU9wY1aC3eG5iK7mO9qS1uW3y"
+
+
+@pytest.mark.anyio
+async def test_detect_secrets_adds_the_vendor_formats_reynolds_has_no_pattern_for(agent_client) -> None:
+    client, runtime = await agent_client("devops")
+    root = runtime.layers.workspace / "repo"
+    (root / "fixtures").mkdir(parents=True)
+    (root / "mail.yaml").write_text(f"sendgrid:\n  key: {SENDGRID}\n")
+    (root / "old_mail.py").write_text(f'old = "{SENDGRID}"  # secret-scan: allow\n')
+    (root / "testdata").mkdir()
+    (root / "testdata" / "mail.json").write_text(f'{{"key": "{SENDGRID}"}}\n')
+    report = (await client.call_tool("scan_secrets", {"path": "repo"})).structured_content
+    assert report["engines"] == ["reynolds patterns", "detect-secrets"] and not report["notes"]
+    found = {(f["file"], f["line"], f["rule"], f["severity"]) for f in report["findings"]}
+    assert ("repo/mail.yaml", 2, "detect-secrets:sendgrid-api-key", "critical") in found
+    assert ("repo/testdata/mail.json", 1, "detect-secrets:sendgrid-api-key", "info") in found
+    assert not [f for f in found if f[0] == "repo/old_mail.py"]  # the inline marker silences it
+    assert SENDGRID not in json.dumps(report)
+
+
+@pytest.mark.anyio
+async def test_without_detect_secrets_the_scan_says_what_to_install(agent_client, monkeypatch) -> None:
+    client, runtime = await agent_client("devops")
+    (runtime.layers.workspace / "a.txt").write_text("nothing\n")
+    monkeypatch.setattr("agents.devops.detect_secrets_engine.shutil.which", lambda *a, **k: None)
+    result = await client.call_tool("scan_secrets", {"path": "."})
+    assert result.is_error and "detect-secrets is not installed: pip install detect-secrets" in result.content[0].text
