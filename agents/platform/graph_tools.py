@@ -60,6 +60,11 @@ class User(BaseModel):
 
 def register(server: MCPServer, runtime: AgentRuntime) -> None:
     graph = GraphClient()
+    register_collaboration(server, graph)
+    register_users(server, graph)
+
+
+def register_collaboration(server: MCPServer, graph: GraphClient) -> None:
 
     @server.tool(annotations=READ_REMOTE)
     async def graph_list_teams(
@@ -110,6 +115,8 @@ def register(server: MCPServer, runtime: AgentRuntime) -> None:
         ]
         return SiteList(sites=sites, count=len(sites), more_available=more)
 
+
+def register_users(server: MCPServer, graph: GraphClient) -> None:
     @server.tool(annotations=READ_REMOTE)
     async def graph_get_user(
         user: Annotated[str, Field(min_length=1, max_length=320, description="object id or userPrincipalName")],

@@ -23,6 +23,11 @@ EnvironmentName = Annotated[
 
 
 def register(server: MCPServer, runtime: AgentRuntime) -> None:
+    register_reads(server, runtime)
+    register_transfers(server, runtime)
+
+
+def register_reads(server: MCPServer, runtime: AgentRuntime) -> None:
     layers = runtime.layers
 
     @server.tool(annotations=READ_REMOTE)
@@ -35,6 +40,33 @@ def register(server: MCPServer, runtime: AgentRuntime) -> None:
         return await pac.run_pac(
             runtime.sandbox, binary, ["solution", "list", "--environment", env.url], settings.pac_timeout_s
         )
+
+    @server.tool(annotations=READ_REMOTE)
+    async def pac_solution_check(
+        path: PackagePath,
+        output_directory: Annotated[
+            str, Field(min_length=1, max_length=1024, description="workspace folder for the checker's report")
+        ] = "solution-checker",
+        geo: Annotated[
+            str | None, Field(None, pattern=r"^[A-Za-z]+$", description="checker geography, e.g. Europe")
+        ] = None,
+    ) -> pac.PacResult:
+        """Run the Power Apps solution checker on a package with `pac solution check`; the report (SARIF in a
+        zip) is written to `output_directory` in the workspace. Needs pac installed and signed in."""
+        await anyio.to_thread.run_sync(
+            read_package, layers, path
+        )  # a broken package is reported here, not after an upload
+        out = layers.workspace_path(output_directory, must_exist=False)
+        settings = load_settings()
+        binary = pac.find_pac(settings.pac_search_path)
+        out.mkdir(parents=True, exist_ok=True)
+        args = ["solution", "check", "--path", str(layers.workspace_path(path)), "--outputDirectory", str(out)]
+        args += ["--geo", geo] if geo else []
+        return await pac.run_pac(runtime.sandbox, binary, args, settings.pac_timeout_s, output_path=output_directory)
+
+
+def register_transfers(server: MCPServer, runtime: AgentRuntime) -> None:
+    layers = runtime.layers
 
     @server.tool(annotations=FETCH)
     async def pac_solution_export(
@@ -84,26 +116,3 @@ def register(server: MCPServer, runtime: AgentRuntime) -> None:
         args += ["--publish-changes"] if publish_changes else []
         args += ["--force-overwrite"] if force_overwrite else []
         return await pac.run_pac(runtime.sandbox, binary, args, settings.pac_timeout_s)
-
-    @server.tool(annotations=READ_REMOTE)
-    async def pac_solution_check(
-        path: PackagePath,
-        output_directory: Annotated[
-            str, Field(min_length=1, max_length=1024, description="workspace folder for the checker's report")
-        ] = "solution-checker",
-        geo: Annotated[
-            str | None, Field(None, pattern=r"^[A-Za-z]+$", description="checker geography, e.g. Europe")
-        ] = None,
-    ) -> pac.PacResult:
-        """Run the Power Apps solution checker on a package with `pac solution check`; the report (SARIF in a
-        zip) is written to `output_directory` in the workspace. Needs pac installed and signed in."""
-        await anyio.to_thread.run_sync(
-            read_package, layers, path
-        )  # a broken package is reported here, not after an upload
-        out = layers.workspace_path(output_directory, must_exist=False)
-        settings = load_settings()
-        binary = pac.find_pac(settings.pac_search_path)
-        out.mkdir(parents=True, exist_ok=True)
-        args = ["solution", "check", "--path", str(layers.workspace_path(path)), "--outputDirectory", str(out)]
-        args += ["--geo", geo] if geo else []
-        return await pac.run_pac(runtime.sandbox, binary, args, settings.pac_timeout_s, output_path=output_directory)
