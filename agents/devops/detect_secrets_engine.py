@@ -71,7 +71,7 @@ def command(binary: str, target: str, skip_dirs: set[str]) -> list[str]:
     argv = [binary, "scan", "--all-files", "--exclude-files", rf"(^|/)({skipped})/"]
     for plugin in OFF:
         argv += ["--disable-plugin", plugin]
-    return [*argv, target]
+    return [*argv, target if target == "." else f"./{target}"]  # never read as an option
 
 
 async def scan(sandbox: Sandbox, target: str, skip_dirs: set[str]) -> Result:

@@ -54,7 +54,8 @@ async def lint(sandbox: Sandbox, cwd: str, name: str, config: Path) -> Result:
 
 def command(binary: str, config: Path, name: str) -> list[str]:
     """JSON output, the team's config by absolute path (the sandbox runs in the file's directory)."""
-    return [binary, "--no-fail", "--no-color", "-f", "json", "--config", str(config.resolve()), name]
+    # "./name": a file called "--config=..." is still a file, never an option
+    return [binary, "--no-fail", "--no-color", "-f", "json", "--config", str(config.resolve()), f"./{name}"]
 
 
 def parse_json(text: str) -> list[Finding]:

