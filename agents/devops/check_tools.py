@@ -21,6 +21,7 @@ from agents.devops import (
     secrets_scan,
     workflow,
     yamlmap,
+    zizmor,
 )
 from agents.devops.inputs import read_workspace_text
 from agents.devops.reports import (
@@ -47,7 +48,7 @@ WorkspacePath = Annotated[str, Field(min_length=1, max_length=1000, description=
 def register(server: MCPServer, runtime: AgentRuntime) -> None:
     register_compose(server, runtime.layers)
     register_dockerfile(server, runtime)
-    register_workflow(server, runtime.layers)
+    register_workflow(server, runtime)
     register_secrets(server, runtime)
 
 
@@ -109,26 +110,34 @@ def register_dockerfile(server: MCPServer, runtime: AgentRuntime) -> None:
         )
 
 
-def register_workflow(server: MCPServer, layers: Layers) -> None:
+def register_workflow(server: MCPServer, runtime: AgentRuntime) -> None:
+    layers = runtime.layers
+
     @server.tool(annotations=READ)
-    def lint_workflow(path: WorkspacePath) -> WorkflowReport:
-        """Lint a GitHub Actions workflow file in the workspace (e.g. .github/workflows/ci.yml): SchemaStore's
-        workflow schema (unknown keys, wrong types), YAML errors, missing on/jobs, jobs without runs-on,
-        unknown or cyclic needs (the cycle is named), empty `uses`, actions not pinned to a full commit
-        SHA (owners allowed to use tags come from the security policy), steps with both uses and run,
-        untrusted event data in run scripts and github-script, missing permissions."""
-        _, text = read_workspace_text(layers, path)
+    async def lint_workflow(path: WorkspacePath) -> WorkflowReport:
+        """Lint a GitHub Actions workflow file in the workspace (e.g. .github/workflows/ci.yml) with zizmor's
+        security audits (template injection in run and github-script, dangerous triggers, credential
+        persistence, excessive permissions ...) plus SchemaStore's workflow schema (unknown keys, wrong
+        types) and the team's rules: YAML errors, missing on/jobs, jobs without runs-on, unknown or cyclic
+        needs, empty `uses`, actions not pinned to a full commit SHA (owners allowed to use tags come from
+        the security policy), steps with both uses and run, missing permissions. `engine` says what ran."""
+        resolved, text = read_workspace_text(layers, path)
         book = rules(layers, "workflow-rules.yaml")
         parsed = yamlmap.load(text)
         if isinstance(parsed, yamlmap.YamlProblem):
             findings = [book.make("WF001", parsed.message, parsed.line, model=workflow.WorkflowFinding)]
-            return WorkflowReport(jobs=[], findings=findings, **report_fields(layers, "lint_workflow", path, findings))
+            fields = report_fields(layers, "lint_workflow", path, findings)
+            return WorkflowReport(jobs=[], engine="Reynolds' YAML reader", findings=findings, **fields)
         data, lines = parsed
         policy = context(layers, SECURITY_POLICY).get("github_actions", {})
         findings, jobs = workflow.lint(data, lines, book, policy)
         findings += workflow.schema_findings(data, lines, book)
-        findings.sort(key=lambda f: f.line or 0)
-        return WorkflowReport(jobs=jobs, findings=findings, **report_fields(layers, "lint_workflow", path, findings))
+        where = resolved.relative_to(layers.workspace.resolve())
+        engine = await zizmor.lint(runtime.sandbox, where.parent.as_posix(), where.name)
+        findings = workflow.combine(findings, engine.findings, engine.parsed)
+        used = engine.version if engine.parsed else "Reynolds' rules (zizmor refused the file: not a valid workflow)"
+        fields = report_fields(layers, "lint_workflow", path, findings)
+        return WorkflowReport(jobs=jobs, engine=used, findings=findings, **fields)
 
 
 def register_secrets(server: MCPServer, runtime: AgentRuntime) -> None:

@@ -37,6 +37,7 @@ class DockerfileReport(Report):
 
 class WorkflowReport(Report):
     jobs: list[str]
+    engine: str = Field(description="what checked the file: zizmor with Reynolds' rules, or Reynolds' rules alone")
     findings: list[workflow.WorkflowFinding]
 
 

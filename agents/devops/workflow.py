@@ -98,6 +98,15 @@ def _check_job(job_id: str, job: dict, jobs: dict, policy: dict[str, Any], add) 
                 add("WF010", f"{label} expands {m.group(1)} inside {key}", job_id, *where, *key.split("."))
 
 
+INJECTION = "WF010"  # zizmor's template-injection audit covers it, with more sinks, when zizmor reads the file
+
+
+def combine(own: list[WorkflowFinding], engine: list[WorkflowFinding], engine_parsed: bool) -> list[WorkflowFinding]:
+    """Reynolds' rules plus zizmor's audits, in line order; WF010 only when zizmor could not read the file."""
+    kept = [f for f in own if not (engine_parsed and f.rule == INJECTION)]
+    return sorted([*kept, *engine], key=lambda f: f.line or 0)
+
+
 def schema_findings(data: Any, lines: LineMap, book: RuleBook) -> list[WorkflowFinding]:
     """WF014: SchemaStore's workflow schema on the document (YAML 1.1's boolean `on` key read as "on")."""
     if not isinstance(data, dict):

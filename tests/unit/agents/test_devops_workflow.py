@@ -50,6 +50,8 @@ jobs:
     runs-on: ubuntu-latest
     steps:
       - uses: actions/checkout@v4
+        with:
+          persist-credentials: false
       - uses: someorg/tool@{SHA}
       - env:
           TITLE: ${{{{ github.event.pull_request.title }}}}
@@ -99,7 +101,8 @@ async def test_workflow_defects(agent_client) -> None:
 @pytest.mark.anyio
 async def test_hardened_workflow_is_clean(agent_client) -> None:
     report = await lint(agent_client, GOOD)
-    assert report["findings"] == []
+    assert [f for f in report["findings"] if f["severity"] != "info"] == [], report["findings"]
+    assert report["engine"] == "zizmor"
     assert report["valid"] and report["jobs"] == ["lint", "publish"]
 
 
@@ -137,8 +140,33 @@ async def test_untrusted_input_in_github_script_is_found(agent_client) -> None:
         "        with:\n          script: |\n            console.log('${{ github.event.issue.title }}')\n"
     )
     report = await lint(agent_client, text)
+    assert report["engine"] == "zizmor"
+    hit = [f for f in report["findings"] if f["rule"] == "zizmor:template-injection"]
+    assert hit and hit[0]["severity"] == "error" and hit[0]["job"] == "triage", report["findings"]
+    assert not [f for f in report["findings"] if f["rule"] == "WF010"]  # zizmor's audit replaces it
+
+
+@pytest.mark.anyio
+async def test_without_zizmor_reading_the_file_reynolds_finds_injection_in_github_script(agent_client) -> None:
+    text = (
+        "on: issues\npermissions: {}\njobs:\n  triage:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - uses: actions/github-script@60a0d83039c74a4aee543508d2ffcb1c3799cdea\n"
+        "        with:\n          script: |\n            console.log('${{ github.event.issue.title }}')\n"
+        "      - uses:\n"  # not a valid workflow: zizmor refuses the file
+    )
+    report = await lint(agent_client, text)
+    assert report["engine"].startswith("Reynolds' rules (zizmor refused")
     hit = [f for f in report["findings"] if f["rule"] == "WF010"]
     assert hit and "with.script" in hit[0]["message"] and hit[0]["line"] == 9
+
+
+@pytest.mark.anyio
+async def test_without_zizmor_installed_the_tool_says_what_to_install(agent_client, monkeypatch) -> None:
+    monkeypatch.setattr("agents.devops.zizmor.shutil.which", lambda *a, **k: None)
+    client, runtime = await agent_client("devops")
+    (runtime.layers.workspace / "ci.yml").write_text("on: push\njobs: {}\n")
+    result = await client.call_tool("lint_workflow", {"path": "ci.yml"})
+    assert result.is_error and "zizmor is not installed: pip install zizmor" in result.content[0].text
 
 
 @pytest.mark.anyio
