@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
+from agents.runtime.annotations import READ
 from agents.runtime.context import AgentRuntime
 from agents.runtime.idempotency import IdempotencyMiddleware
 from agents.runtime.memory import Recall
@@ -39,7 +40,7 @@ def build_server(runtime: AgentRuntime) -> MCPServer:
         instructions=f"Reynolds {long_name} agent ({s.agent_id}); pool '{pool}'.",
     )
 
-    @server.tool()
+    @server.tool(annotations=READ)
     def recall(tool: str | None = None, query: str | None = None, limit: int = 20) -> Recall:
         """What this agent remembers of its own tool runs: per-tool run/failure counts, mean duration,
         the most common failure signatures, and the latest runs whose tool or summary match `query`."""

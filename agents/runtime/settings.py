@@ -16,6 +16,8 @@ AGENT_TYPES: dict[str, tuple[str, str, str]] = {
     "platform": ("platform-specialist", "platform", "agents.platform.tools"),
     "code": ("code-intelligence", "code", "agents.code.tools"),
     "workbench": ("workbench", "workbench", "agents.workbench.tools"),
+    # --- tools: the only agent holding the Docker socket (seam 9)
+    "docker": ("docker", "docker", "agents.docker.tools"),
 }
 
 

@@ -15,6 +15,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
 from agents.runtime import AgentRuntime, ToolError
+from agents.runtime.annotations import ADD_LOCAL, READ
 
 RECORD_FILE = "workbench-records.jsonl"
 
@@ -40,12 +41,12 @@ def register_tools(server: MCPServer, runtime: AgentRuntime) -> None:
     agent_id = runtime.settings.agent_id
     running = 0  # record calls in progress: the records show the replica's peak concurrency
 
-    @server.tool()
+    @server.tool(annotations=READ)
     async def echo(value: Any = None) -> Echo:
         """Return `value` unchanged, with the id of the replica that answered."""
         return Echo(value=value, agent_id=agent_id)
 
-    @server.tool()
+    @server.tool(annotations=READ)
     async def sleep(seconds: Annotated[float, Field(ge=0, le=3600)], ctx: Context) -> Slept:
         """Wait `seconds`, reporting progress every second; stands in for any long-running job."""
         deadline = time.monotonic() + seconds
@@ -54,12 +55,12 @@ def register_tools(server: MCPServer, runtime: AgentRuntime) -> None:
             await ctx.report_progress(round(seconds - max(left - 1.0, 0), 3), seconds)
         return Slept(seconds=seconds, agent_id=agent_id)
 
-    @server.tool()
+    @server.tool(annotations=READ)
     async def fail(message: str = "workbench failure requested") -> Echo:
         """Always fail with `message` (a tool error, not a transport error)."""
         raise ToolError(message)
 
-    @server.tool()
+    @server.tool(annotations=ADD_LOCAL)
     async def record(key: Annotated[str, Field(min_length=1, max_length=200)], seconds: float = 0.0) -> Recorded:
         """Wait `seconds`, then append `key` to this replica's record file in its memory layer:
         a side effect that can be counted afterwards to prove a call ran exactly once."""
