@@ -78,7 +78,7 @@ def register_tools(server: MCPServer, runtime: AgentRuntime) -> None:
         seen = sum(json.loads(line)["key"] == key for line in path.read_text().splitlines())
         return Recorded(key=key, agent_id=agent_id, times_seen=seen, running=at_start)
 
-    @server.tool()
+    @server.tool(annotations=READ)
     async def emit(
         kind: Literal["nul", "non_utf8", "huge", "deep"], size: Annotated[int, Field(ge=1, le=200_000_000)] = 1
     ) -> Echo:

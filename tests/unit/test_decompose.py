@@ -58,8 +58,8 @@ def test_a_sampled_plan_with_an_unasked_destructive_tool_is_refused() -> None:
 
 def test_the_llm_is_told_which_tools_are_destructive() -> None:
     text = sampling_messages("anything", SPECS)[0].content.text
-    assert "docker_restart (pool docker) [destructive]" in text
-    assert "docker_health (pool docker):" in text
+    assert '"docker_restart" (pool docker) [destructive]' in text
+    assert '"docker_health" (pool docker):' in text
 
 
 def test_the_registry_keeps_the_annotations() -> None:
