@@ -41,13 +41,15 @@ def serve(host: str | None, port: int | None) -> None:
     """Run Reynolds: the MCP endpoints, the dispatcher and upkeep, until interrupted."""
     from reynolds.config import Settings
     from reynolds.logs import configure_logging
-    from reynolds.server import build_app
+    from reynolds.server import Holder, build_app
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = _or_exit(lambda: Settings(**overrides))
     configure_logging(settings.log_level, settings.secrets)
-    app = _or_exit(lambda: build_app(settings))
+    holder = Holder()
+    app = _or_exit(lambda: build_app(settings, holder))
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=30)
+    sys.exit(1 if holder.fatal else 0)  # the service gave up (see Service.fail): say so to the supervisor
 
 
 @main.command()

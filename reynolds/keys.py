@@ -30,6 +30,11 @@ class Keys:
         """Stream of subtasks that failed their last attempt (capped; for inspection)."""
         return f"{self.prefix}:dead"
 
+    @property
+    def epoch(self) -> str:
+        """Random id of this Redis' data generation; never expires, so its absence means Redis lost its data."""
+        return f"{self.prefix}:epoch"
+
     def agent(self, pool: str, agent_id: str) -> str:
         """Hash describing one registered replica; expires unless heartbeats renew it."""
         return f"{self.prefix}:agent:{pool}:{agent_id}"

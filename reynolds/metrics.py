@@ -17,6 +17,9 @@ class Metrics:
         self.tasks_submitted = Counter("reynolds_tasks_submitted", "Tasks accepted", registry=registry)
         self.tasks = Counter("reynolds_tasks", "Tasks finished, by final state", ["state"], registry=registry)
         self.tasks_active = Gauge("reynolds_tasks_active", "Tasks running now", registry=registry)
+        self.oldest_running_task = Gauge(  # lifecycle: a task that never ends shows here first
+            "reynolds_oldest_running_task_age_seconds", "Age of the oldest task still running", registry=registry
+        )
         self.subtasks = Counter(
             "reynolds_subtasks", "Subtasks finished, by pool and final state", ["pool", "state"], registry=registry
         )

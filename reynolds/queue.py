@@ -3,20 +3,28 @@
 At-least-once: a message stays pending until ``ack`` (called only after the outcome is stored);
 messages whose consumer stopped renewing them are taken over with XAUTOCLAIM after the visibility
 timeout. Retries wait in a sorted set and are moved into their stream when due, atomically.
+
+A Redis that restarts empty (or fails over) loses streams and groups: a read that meets NOGROUP
+re-creates its group and reads again, and ``lost_data`` tells the engine that everything queued before
+must be queued again (see ``Engine.reconcile``).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from reynolds.keys import CONSUMER_GROUP, Keys
 from reynolds.store import Ready
+
+T = TypeVar("T")
 
 # Move due retries into their streams: ZRANGEBYSCORE + XADD + ZREM in one atomic step.
 MOVE_DUE = """
@@ -56,6 +64,9 @@ class TaskQueue:
     async def ensure_group(self, pool: str) -> None:
         if pool in self._groups:
             return
+        await self._create_group(pool)
+
+    async def _create_group(self, pool: str) -> None:
         try:
             await self.redis.xgroup_create(self.keys.stream(pool), CONSUMER_GROUP, id="0", mkstream=True)
         except ResponseError as err:
@@ -64,6 +75,24 @@ class TaskQueue:
         await self.redis.sadd(self.keys.pools, pool)
         self._groups.add(pool)
 
+    async def _grouped(self, pool: str, op: Callable[[], Awaitable[T]]) -> T:
+        """Run a consumer-group command; if Redis lost the group (restarted empty), re-create it and run again."""
+        await self.ensure_group(pool)
+        try:
+            return await op()
+        except ResponseError as err:
+            if "NOGROUP" not in str(err):
+                raise
+        self._groups.discard(pool)
+        await self._create_group(pool)
+        return await op()
+
+    async def lost_data(self) -> bool:
+        """True once per data loss: the epoch key (which never expires) was missing, so Redis restarted empty or
+        failed over to a copy without it, and every message queued before may be gone. The first caller to find
+        it missing sets it again (SET NX) and is the only one told."""
+        return bool(await self.redis.set(self.keys.epoch, uuid.uuid4().hex, nx=True))
+
     async def pools(self) -> set[str]:
         return {p.decode() if isinstance(p, bytes) else p for p in await self.redis.smembers(self.keys.pools)}
 
@@ -71,7 +100,7 @@ class TaskQueue:
         """Append ready subtasks to their pools' streams, most urgent first."""
         ordered = sorted(items, key=lambda r: (-r.priority, -r.rank))
         for pool in {r.pool for r in ordered}:
-            await self.ensure_group(pool)
+            await self.ensure_group(pool)  # a lost group is re-created by the first read that misses it
         async with self.redis.pipeline(transaction=False) as pipe:
             for r in ordered:
                 pipe.xadd(self.keys.stream(r.pool), _fields(r))
@@ -90,24 +119,31 @@ class TaskQueue:
         )
 
     async def read(self, pool: str, consumer: str, count: int, block_ms: int) -> list[Message]:
-        await self.ensure_group(pool)
-        reply = await self.redis.xreadgroup(
-            CONSUMER_GROUP, consumer, {self.keys.stream(pool): ">"}, count=count, block=block_ms
+        reply = await self._grouped(
+            pool,
+            lambda: self.redis.xreadgroup(
+                CONSUMER_GROUP, consumer, {self.keys.stream(pool): ">"}, count=count, block=block_ms
+            ),
         )
         return [_message(pool, mid, fields) for _stream, entries in reply or [] for mid, fields in entries]
 
     async def reclaim(self, pool: str, consumer: str, min_idle_s: float, count: int) -> list[Message]:
         """Take over messages whose consumer has not renewed them for ``min_idle_s`` (it died)."""
-        await self.ensure_group(pool)
-        _next, entries, _deleted = await self.redis.xautoclaim(
-            self.keys.stream(pool), CONSUMER_GROUP, consumer, int(min_idle_s * 1000), "0-0", count=count
+        _next, entries, _deleted = await self._grouped(
+            pool,
+            lambda: self.redis.xautoclaim(
+                self.keys.stream(pool), CONSUMER_GROUP, consumer, int(min_idle_s * 1000), "0-0", count=count
+            ),
         )
         return [_message(pool, mid, fields) for mid, fields in entries if fields]
 
     async def renew(self, pool: str, consumer: str, ids: Sequence[str]) -> None:
         """Reset the idle time of messages this consumer still holds, so nobody reclaims them."""
         if ids:
-            await self.redis.xclaim(self.keys.stream(pool), CONSUMER_GROUP, consumer, 0, list(ids), justid=True)
+            await self._grouped(
+                pool,
+                lambda: self.redis.xclaim(self.keys.stream(pool), CONSUMER_GROUP, consumer, 0, list(ids), justid=True),
+            )
 
     async def ack(self, *messages: Message) -> None:
         """Done with these messages (their outcomes are stored): remove them from the group and the stream."""
@@ -120,13 +156,13 @@ class TaskQueue:
                 pipe.xdel(stream, m.id)
             await pipe.execute()
 
-    async def dead_letter(self, message: Message, reason: str, attempts: int) -> None:
+    async def dead_letter(self, pool: str, task_id: str, subtask_id: str, reason: str, attempts: int) -> None:
         await self.redis.xadd(
             self.keys.dead,
             {
-                "task_id": message.task_id,
-                "subtask_id": message.subtask_id,
-                "pool": message.pool,
+                "task_id": task_id,
+                "subtask_id": subtask_id,
+                "pool": pool,
                 "reason": reason[:2000],
                 "attempts": attempts,
             },

@@ -4,8 +4,10 @@
 No ``from __future__ import annotations`` here: the SDK reads the tools' annotations at registration, and
 the sampling resolvers they name are closures that only exist in this scope."""
 
+import asyncio
 import contextlib
 import hashlib
+import signal
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -45,6 +47,7 @@ from reynolds.service import Service, running, scale
 
 log = structlog.get_logger("reynolds.server")
 SAMPLING_MAX_TOKENS = 4000
+FATAL_NOTICE_S = 2.0  # how long /health reports a fatal failure before the process stops
 
 INSTRUCTIONS = """Reynolds runs a plan (a DAG of tool calls) on pools of specialist agents, in parallel where the
 graph allows, with retries, and reports progress and the result. Call list_agents to see which tools exist,
@@ -52,14 +55,24 @@ plan_task to check a plan without running it, orchestrate to run it."""
 
 
 class Holder:
-    """The running service, set by the app's lifespan (tools are declared before it exists)."""
+    """The running service, set by the app's lifespan (tools are declared before it exists), and why it
+    failed, if it did (then the process is on its way out: ``serve`` exits non-zero)."""
 
     service: Service | None = None
+    fatal: str | None = None
 
     def get(self) -> Service:
+        if self.fatal is not None:
+            raise errors.ServiceUnavailable(f"Reynolds is stopping: {self.fatal}")
         if self.service is None:
             raise errors.ServiceUnavailable("Reynolds is starting up; try again in a moment")
         return self.service
+
+    def fail(self, reason: str) -> None:
+        """The service cannot run: remember why (/health says it at once) and, after a moment for probes to see
+        it, stop the server as SIGTERM does: it drains, then ``serve`` exits non-zero."""
+        self.fatal = reason
+        asyncio.get_running_loop().call_later(FATAL_NOTICE_S, signal.raise_signal, signal.SIGTERM)
 
 
 def client_server(holder: Holder, state_key: str) -> MCPServer:
@@ -325,13 +338,14 @@ def _text(result: CreateMessageResult) -> str:
     )
 
 
-def build_app(settings: Settings | None = None) -> ASGIApp:
+def build_app(settings: Settings | None = None, holder: Holder | None = None) -> ASGIApp:
+    """The ASGI app; ``holder`` (made here if not given) tells the caller afterwards whether the service failed."""
     settings = settings or Settings()
     if not settings.client_token_list:
         raise errors.InvalidRequest("no client token: set REYNOLDS_CLIENT_TOKENS_FILE (one token per line)")
     if not settings.agent_token:
         raise errors.InvalidRequest("no agent token: set REYNOLDS_AGENT_TOKEN_FILE")
-    holder = Holder()
+    holder = holder or Holder()
     clients, agents = client_server(holder, request_state_key(settings)), agent_server(holder)
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
@@ -344,7 +358,11 @@ def build_app(settings: Settings | None = None) -> ASGIApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with clients.session_manager.run(), agents.session_manager.run(), running(settings, prometheus) as svc:
+        async with (
+            clients.session_manager.run(),
+            agents.session_manager.run(),
+            running(settings, prometheus, holder.fail) as svc,
+        ):
             holder.service = svc
             await svc.ready()
             log.info("reynolds ready", host=settings.host, port=settings.port)
@@ -354,6 +372,8 @@ def build_app(settings: Settings | None = None) -> ASGIApp:
                 holder.service = None
 
     async def health(request: Request) -> JSONResponse:
+        if holder.fatal is not None:
+            return JSONResponse({"status": "failed", "reason": holder.fatal, "version": __version__}, status_code=503)
         return JSONResponse({"status": "ok", "version": __version__})
 
     async def ready(request: Request) -> JSONResponse:

@@ -143,7 +143,7 @@ async def test_dead_letter_writes_to_the_dead_stream(
 ) -> None:
     await queue.push([ready("doomed")])
     [message] = await queue.read(POOL, "c1", count=1, block_ms=100)
-    await queue.dead_letter(message, "x" * 5000, attempts=4)
+    await queue.dead_letter(message.pool, message.task_id, message.subtask_id, "x" * 5000, attempts=4)
     [(_id, fields)] = await redis_client.xrange(keys.dead)
     fields = {k.decode(): v.decode() for k, v in fields.items()}
     assert fields["subtask_id"] == "doomed" and fields["pool"] == POOL and fields["attempts"] == "4"
@@ -158,3 +158,25 @@ async def test_a_second_queue_on_the_same_keys_shares_the_group(redis_client: ai
     await one.push([ready("a")])
     [m] = await two.read(POOL, "c2", count=1, block_ms=100)
     assert m.subtask_id == "a"
+
+
+async def test_a_read_after_redis_lost_its_data_recreates_the_group(
+    queue: TaskQueue, redis_client: aioredis.Redis, keys: Keys
+) -> None:
+    await queue.push([ready("before")])
+    assert [m.subtask_id for m in await queue.read(POOL, "c1", count=5, block_ms=100)] == ["before"]
+    await redis_client.delete(keys.stream(POOL), keys.pools)  # what a restart without data leaves: nothing
+    await queue.push([ready("after")])  # the stream comes back without its group
+    assert [m.subtask_id for m in await queue.read(POOL, "c1", count=5, block_ms=100)] == ["after"]
+    assert await queue.pools() == {POOL}
+    await queue.renew(POOL, "c1", [])  # and the group commands work again
+    assert await queue.reclaim(POOL, "c2", min_idle_s=0, count=5) != []
+
+
+async def test_lost_data_is_reported_once_per_loss(queue: TaskQueue, redis_client: aioredis.Redis, keys: Keys) -> None:
+    assert await queue.lost_data() is True  # a Redis Reynolds has never written to: nothing to trust
+    assert await queue.lost_data() is False
+    other = TaskQueue(redis_client, keys)  # another Reynolds process
+    assert await other.lost_data() is False
+    await redis_client.delete(keys.epoch)
+    assert [await other.lost_data(), await queue.lost_data()] == [True, False]
