@@ -48,8 +48,11 @@ def serve(host: str | None, port: int | None) -> None:
     configure_logging(settings.log_level, settings.secrets)
     holder = Holder()
     app = _or_exit(lambda: build_app(settings, holder))
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=30)
-    sys.exit(1 if holder.fatal else 0)  # the service gave up (see Service.fail): say so to the supervisor
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=30)
+    server = uvicorn.Server(config)
+    holder.stop = lambda: setattr(server, "should_exit", True)
+    server.run()
+    sys.exit(1 if holder.fatal or not server.started else 0)  # it gave up or never started (see Service.fail)
 
 
 @main.command()

@@ -9,7 +9,7 @@ import contextlib
 import hashlib
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 import structlog
@@ -60,6 +60,7 @@ class Holder:
 
     service: Service | None = None
     fatal: str | None = None
+    stop: Callable[[], None] = staticmethod(lambda: signal.raise_signal(signal.SIGTERM))  # serve sets its own
 
     def get(self) -> Service:
         if self.fatal is not None:
@@ -70,9 +71,9 @@ class Holder:
 
     def fail(self, reason: str) -> None:
         """The service cannot run: remember why (/health says it at once) and, after a moment for probes to see
-        it, stop the server as SIGTERM does: it drains, then ``serve`` exits non-zero."""
+        it, ``stop`` the server: it drains, then ``serve`` exits non-zero."""
         self.fatal = reason
-        asyncio.get_running_loop().call_later(FATAL_NOTICE_S, signal.raise_signal, signal.SIGTERM)
+        asyncio.get_running_loop().call_later(FATAL_NOTICE_S, self.stop)
 
 
 def client_server(holder: Holder, state_key: str) -> MCPServer:

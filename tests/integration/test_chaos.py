@@ -265,3 +265,4 @@ async def test_postgres_gone_past_the_grace_fails_health_then_exits_non_zero(
     assert "postgres unreachable" in seen[0]["reason"], seen
     assert reynolds.popen is not None
     assert reynolds.popen.wait(timeout=BOUND_S) == 1
+    own_postgres.pg_ctl("start")  # for the clean-up of the cluster's schema
