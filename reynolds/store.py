@@ -24,6 +24,7 @@ from reynolds.models import (
     PlannedSubtask,
     Planning,
     Ready,
+    SubtaskState,
     SubtaskView,
     TaskList,
     TaskState,
@@ -32,7 +33,7 @@ from reynolds.models import (
     Transition,
 )
 
-OPEN_STATES = ("pending", "ready", "queued", "running")
+OPEN_STATES = (SubtaskState.PENDING, SubtaskState.READY, SubtaskState.QUEUED, SubtaskState.RUNNING)
 MIGRATION_LOCK = 7_271_000  # advisory lock id: one migrator at a time
 Closing = Callable[[TaskView], str]  # a finished task's closing message, written with its final state
 
@@ -145,8 +146,8 @@ class Store:
         rows = []
         ready: list[Ready] = []
         for seq, s in enumerate(subtasks):
-            state = "pending" if s.depends_on or s.after else "ready"
-            if state == "ready":
+            state = SubtaskState.PENDING if s.depends_on or s.after else SubtaskState.READY
+            if state == SubtaskState.READY:
                 ready.append(Ready(str(task_id), s.id, s.pool, s.rank, priority))
             rows.append(
                 (
@@ -211,7 +212,7 @@ class Store:
         ready: list[Ready] = []
         async with self.pool.acquire() as conn, conn.transaction():
             task = await conn.fetchrow("SELECT state, priority FROM tasks WHERE id = $1 FOR UPDATE", UUID(task_id))
-            if task is None or task["state"] != "running":
+            if task is None or task["state"] != TaskState.RUNNING:
                 raise errors.InvalidRequest(f"task {task_id} is not running; nothing was added")
             seq = await conn.fetchval(
                 "SELECT coalesce(max(seq), 0) + 1 FROM subtasks WHERE task_id = $1", UUID(task_id)
@@ -221,8 +222,8 @@ class Store:
                 for r in await conn.fetch("SELECT id, state FROM subtasks WHERE task_id = $1", UUID(task_id))
             }
             for i, s in enumerate(subtasks):
-                deps_open = any(done.get(d) != "succeeded" for d in s.depends_on)
-                state = "pending" if deps_open else "ready"
+                deps_open = any(done.get(d) != SubtaskState.SUCCEEDED for d in s.depends_on)
+                state = SubtaskState.PENDING if deps_open else SubtaskState.READY
                 await conn.execute(
                     "INSERT INTO subtasks (task_id, id, seq, tool, pool, arguments, depends_on, state, rank,"
                     " retryable, timeout_s, max_attempts, handoff_depth, parent_id, ready_at)"
@@ -243,7 +244,7 @@ class Store:
                     depth,
                     parent_id,
                 )
-                if state == "ready":
+                if state == SubtaskState.READY:
                     ready.append(Ready(task_id, s.id, s.pool, s.rank, task["priority"]))
             await self._event(
                 conn, UUID(task_id), parent_id, "handoff", {"added": [s.id for s in subtasks], "depth": depth}
@@ -336,7 +337,7 @@ class Store:
         )
         if current is None:
             return "gone"
-        if current["state"] == "running" and current["leased"]:
+        if current["state"] == SubtaskState.RUNNING and current["leased"]:
             return "leased"
         if current["early"]:
             return "early"
@@ -418,7 +419,7 @@ class Store:
                     UUID(task_id),
                     task_states[task_id],
                     changed=[o.subtask_id for o in theirs],
-                    failed=[o.subtask_id for o in theirs if o.state != "succeeded"],
+                    failed=[o.subtask_id for o in theirs if o.state != SubtaskState.SUCCEEDED],
                 )
                 for task_id, theirs in done.items()
             }
@@ -454,7 +455,7 @@ class Store:
             if skipped:
                 out.skipped += skipped
                 await self._event(conn, tid, None, "subtasks_skipped", {"ids": skipped, "because": [failed_id]})
-        if task_state != "running":
+        if task_state != TaskState.RUNNING:
             return out
         rows = await conn.fetch(
             "WITH released AS ("
