@@ -193,7 +193,7 @@ class Dispatcher:
         keep = []
         for order, m in state.held:
             # the wait starts when the subtask was queued or when the pool became unusable, whichever is later
-            if now_ms - max(int(m.id.split("-")[0]), state.unusable_since_ms) < limit_ms:
+            if now_ms - max(m.queued_ms, state.unusable_since_ms) < limit_ms:
                 keep.append((order, m))
                 continue
             state.held_ids.discard(m.id)

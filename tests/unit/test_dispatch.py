@@ -118,12 +118,11 @@ async def test_a_plan_runs_on_the_agent_and_every_message_is_acked(running: Engi
     view = await running.store.task_view(task_id)
     assert [s.result["value"] for s in view.subtasks] == [7, 7]
     assert view.message is not None
-    stream = running.keys.stream("workbench")
-    assert await until(lambda: _empty(running.redis, stream))  # acked (and deleted) in the next batch
+    assert await until(lambda: _empty(running))  # acked (and deleted) in the next batch
 
 
-async def _empty(redis: aioredis.Redis, stream: str) -> bool:
-    return await redis.xlen(stream) == 0
+async def _empty(engine: Engine) -> bool:
+    return await engine.queue.depth("workbench") == (0, 0.0)
 
 
 async def test_the_call_carries_the_idempotency_key(running: Engine, tmp_path: Path) -> None:
@@ -139,10 +138,11 @@ async def test_the_dispatcher_rides_out_a_redis_that_lost_its_streams_and_groups
     assert await ended(running, first) == TaskState.SUCCEEDED
     await running.reconcile()  # the epoch this process knows
     keys = running.keys
-    await running.redis.delete(keys.stream("workbench"), keys.pools, keys.epoch)  # Redis restarted empty
+    pool_keys = [keys.stream("workbench"), keys.backlog("workbench"), keys.backlog_since("workbench")]
+    await running.redis.delete(*pool_keys, keys.pools, keys.epoch)  # Redis restarted empty
     # a subtask Postgres calls queued, whose message died with Redis, and one pushed after the restart
     lost = await submit(running, {"id": "lost", "tool": "echo", "arguments": {"value": 2}})
-    await running.redis.delete(keys.stream("workbench"))
+    await running.redis.delete(*pool_keys)
     after = await submit(running, {"id": "after", "tool": "echo", "arguments": {"value": 3}})
     assert await ended(running, after) == TaskState.SUCCEEDED  # the read met NOGROUP and re-created the group
     await running.reconcile()  # what the sweep does every few seconds

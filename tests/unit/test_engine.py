@@ -5,6 +5,7 @@ and what Redis lost is queued again. Each test has its own schema and key prefix
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -63,8 +64,13 @@ async def state_of(engine: Engine, task_id: str, sid: str) -> tuple[str, int, st
 
 
 async def stream_ids(engine: Engine) -> list[str]:
-    entries = await engine.redis.xrange(engine.keys.stream("workbench"))
-    return [fields[b"subtask_id"].decode() for _id, fields in entries]
+    """Subtask ids of every message the pool has (stream and backlog), without delivering any."""
+    keys = engine.keys
+    entries = await engine.redis.xrange(keys.stream("workbench"))
+    backlog = await engine.redis.zrange(keys.backlog("workbench"), 0, -1)
+    return [fields[b"subtask_id"].decode() for _id, fields in entries] + [
+        json.loads(member)["subtask_id"] for member in backlog
+    ]
 
 
 async def test_success_releases_dependents_and_the_last_one_ends_the_task_with_its_message(engine: Engine) -> None:
@@ -119,7 +125,7 @@ async def test_everything_queued_is_queued_again_when_redis_lost_its_data(engine
     task_id = await submit(engine, {"id": "a", "tool": "echo"}, {"id": "b", "tool": "echo"})
     await engine.reconcile()  # the first look at this Redis starts its epoch; the messages are still there
     assert sorted(await stream_ids(engine)) == ["a", "a", "b", "b"]  # a first epoch re-queues (harmlessly)
-    await engine.redis.delete(engine.keys.stream("workbench"), engine.keys.epoch)  # Redis restarted empty
+    await engine.redis.delete(*_pool_keys(engine), engine.keys.epoch)  # Redis restarted empty
     await engine.reconcile()
     assert sorted(await stream_ids(engine)) == ["a", "b"]
     await engine.reconcile()  # nothing lost since: nothing more
@@ -130,7 +136,7 @@ async def test_everything_queued_is_queued_again_when_redis_lost_its_data(engine
 async def test_a_running_subtask_whose_lease_ran_out_long_ago_is_queued_again(engine: Engine) -> None:
     task_id = await submit(engine, {"id": "a", "tool": "echo"})
     await engine.reconcile()
-    await engine.redis.delete(engine.keys.stream("workbench"))
+    await engine.redis.delete(*_pool_keys(engine))
     await claim(engine, task_id, "a")
     await engine.reconcile()
     assert await stream_ids(engine) == []  # its lease is live: its holder is running it
@@ -146,6 +152,11 @@ async def test_a_task_without_timeout_gets_the_default_deadline(engine: Engine) 
         "SELECT extract(epoch FROM deadline - created_at) FROM tasks WHERE id = $1", uuid.UUID(task_id)
     )
     assert abs(float(seconds) - engine.settings.default_task_timeout_s) < 60
+
+
+def _pool_keys(engine: Engine) -> list[str]:
+    keys = engine.keys
+    return [keys.stream("workbench"), keys.backlog("workbench"), keys.backlog_since("workbench")]
 
 
 async def _catalog() -> dict[str, set[str]]:

@@ -52,8 +52,9 @@ async def test_push_orders_by_priority_then_rank(queue: TaskQueue) -> None:
 
 async def test_push_goes_to_each_pools_own_stream(queue: TaskQueue, redis_client: aioredis.Redis, keys: Keys) -> None:
     await queue.push([ready("a"), ready("b", pool="code"), ready("c", pool="code")])
-    assert await redis_client.xlen(keys.stream(POOL)) == 1
-    assert await redis_client.xlen(keys.stream("code")) == 2
+    assert (await queue.depth(POOL))[0] == 1 and (await queue.depth("code"))[0] == 2
+    assert [m.subtask_id for m in await queue.read("code", "c1", count=5, block_ms=100)] == ["b", "c"]
+    assert await redis_client.xlen(keys.stream(POOL)) == 1  # a message waits to wake a blocked reader
     assert await queue.pools() == {POOL, "code"}
 
 
@@ -122,7 +123,7 @@ async def test_move_due_respects_its_limit(queue: TaskQueue, redis_client: aiore
         await queue.push_later(ready(f"r{i}"), 0.0)
     assert await queue.move_due(limit=3) == 3
     assert await redis_client.zcard(keys.delayed) == 2
-    assert await redis_client.xlen(keys.stream(POOL)) == 3
+    assert (await queue.depth(POOL))[0] == 3
 
 
 async def test_depth_counts_messages_and_the_age_of_the_oldest(queue: TaskQueue) -> None:
@@ -180,3 +181,23 @@ async def test_lost_data_is_reported_once_per_loss(queue: TaskQueue, redis_clien
     assert await other.lost_data() is False
     await redis_client.delete(keys.epoch)
     assert [await other.lost_data(), await queue.lost_data()] == [True, False]
+
+
+async def test_priority_holds_across_the_whole_backlog_not_only_what_was_read(queue: TaskQueue) -> None:
+    await queue.push([ready(f"bulk{i}", rank=1) for i in range(500)])
+    first = await queue.read(POOL, "c1", count=10, block_ms=100)  # a dispatcher holds its prefetch
+    assert len(first) == 10
+    await queue.push([ready("critical", rank=50), ready("urgent", rank=1, priority=5)])
+    got = await queue.read(POOL, "c2", count=2, block_ms=100)  # any process: the two most urgent come next
+    assert [m.subtask_id for m in got] == ["urgent", "critical"]
+    assert (await queue.depth(POOL))[0] == 502
+
+
+async def test_entries_acked_but_left_in_the_stream_do_not_stall_the_backlog(
+    queue: TaskQueue, redis_client: aioredis.Redis, keys: Keys
+) -> None:
+    await queue.push([ready(f"s{i}") for i in range(3)])
+    for m in await queue.read(POOL, "c1", count=3, block_ms=100):
+        await redis_client.xack(keys.stream(POOL), CONSUMER_GROUP, m.id)  # acked, the XDEL lost
+    await queue.push([ready("next"), ready("then")])
+    assert [m.subtask_id for m in await queue.read(POOL, "c1", count=5, block_ms=100)] == ["next", "then"]
