@@ -218,7 +218,9 @@ class Engine:
         decision = retry.judge(attempt, self.settings.max_attempts)
         if attempt.result is not None:
             ok = decision.verdict is Verdict.SUCCEEDED
-            self._stats.append((claim.pool, claim.tool, ok, attempt.elapsed_s, None if ok else decision.error))
+            self._stats.append(
+                (claim.pool, claim.tool, ok, attempt.elapsed_s, None if ok else (decision.error or "")[:500])
+            )
         if decision.verdict is Verdict.SUCCEEDED:
             assert attempt.result is not None
             await self._finish(
@@ -239,7 +241,7 @@ class Engine:
                 claim.subtask_id,
                 SubtaskState.FAILED,
                 error=decision.error,
-                agent_id=attempt.agent_id if attempt.result is not None or attempt.error else None,
+                agent_id=attempt.agent_id,
             )
             if await self._finish(attempt, outcome) and decision.verdict is Verdict.GAVE_UP:
                 await self.queue.dead_letter(
