@@ -20,6 +20,7 @@ import anyio
 import mcp_types as types
 import redis.asyncio as aioredis
 import structlog
+from redis.asyncio.client import PubSub
 
 from reynolds import errors, retry
 from reynolds.batching import Batcher
@@ -363,7 +364,7 @@ class Engine:
                             await progress(done, total, f"{done}/{total} subtasks finished, {running} running")
                             last_done = done
                         last_report = time.monotonic()
-                    event = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    event = await _next_event(pubsub)
                     # the end of a task is announced on its channel; otherwise look again once a second
                     check = event is None or '"task"' in str(event.get("data")) or time.monotonic() - last_check >= 1
         view = await self.store.task_view(task_id)
@@ -421,6 +422,17 @@ class Engine:
         active, oldest_s = await self.store.running_tasks()
         self.metrics.tasks_active.set(active)
         self.metrics.oldest_running_task.set(oldest_s)
+
+
+async def _next_event(pubsub: PubSub) -> dict[str, Any] | None:
+    """The next progress event, or None after a second without one. While Redis is away the waiter only
+    reads Postgres, once a second (the pub/sub connection reconnects and subscribes again on its own)."""
+    try:
+        return await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+    except (OSError, aioredis.RedisError) as err:
+        log.warning("progress channel lost; polling", error=str(err))
+        await anyio.sleep(1.0)
+        return None
 
 
 def _output(result: types.CallToolResult) -> Any:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
 import pytest
 import redis
@@ -153,7 +154,7 @@ async def health(proc: Proc) -> tuple[int, dict[str, Any]]:
 
 async def run_through(c: Cluster, reynolds: Proc, agents: list[Proc], fault: Any, keys: list[str]) -> None:
     """Submit a task, apply ``fault`` once a call is in flight, and check the task (and a task submitted
-    afterwards) finish with each side effect recorded once, while the same Reynolds process lives on."""
+    afterwards) finish, while the same Reynolds process lives on."""
     async with c.client(reynolds) as client:
         task = await call(client, "orchestrate", {"plan": chain_plan(keys), "wait": False})
         await wait_until(lambda: _busy(agents), 15, "a call in flight")
@@ -165,9 +166,12 @@ async def run_through(c: Cluster, reynolds: Proc, agents: list[Proc], fault: Any
             client, (await call(client, "orchestrate", {"plan": chain_plan(["after"], 0), "wait": False}))["task_id"]
         )
     assert after["state"] == "succeeded", after
-    assert side_effects(c, agents) == Counter([*keys, "after"]), [c.records(a) for a in agents]
     assert reynolds.popen is not None and reynolds.popen.poll() is None
     assert (await health(reynolds))[0] == 200
+
+
+def assert_once(c: Cluster, agents: list[Proc], keys: list[str]) -> None:
+    assert side_effects(c, agents) == Counter(keys), [c.records(a) for a in agents]
 
 
 async def _busy(agents: list[Proc]) -> bool:
@@ -184,13 +188,30 @@ async def test_redis_restarted_without_its_data_mid_task_every_task_finishes_onc
         own_redis.start()
 
     await run_through(chaos_cluster, reynolds, agents, wipe, ["w0", "w1", "w2", "w3"])
+    assert_once(chaos_cluster, agents, ["w0", "w1", "w2", "w3", "after"])
 
 
 async def test_redis_refusing_connections_for_seconds_mid_task_every_task_finishes_once(
     chaos_cluster: Cluster, own_redis: OwnRedis
 ) -> None:
     reynolds, agents = start_workbench(chaos_cluster, replicas=1)
+    waited: list[dict[str, Any]] = []
 
+    async def wait_through_it() -> None:  # a client blocked in orchestrate(wait=true) gets its result
+        async with chaos_cluster.client(reynolds) as client:
+            waited.append(await call(client, "orchestrate", {"plan": chain_plan(["waited"]), "wait": True}))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(wait_through_it)
+        await run_through_refusal(chaos_cluster, reynolds, agents, own_redis)
+        with anyio.fail_after(60):
+            while not waited:  # noqa: ASYNC110 - the waiting client's answer is the event
+                await anyio.sleep(0.1)
+    assert waited[0]["state"] == "succeeded", waited
+    assert_once(chaos_cluster, agents, ["r0", "r1", "r2", "after", "waited"])
+
+
+async def run_through_refusal(c: Cluster, reynolds: Proc, agents: list[Proc], own_redis: OwnRedis) -> None:
     async def refuse() -> None:
         own_redis.stop(keep_data=True)
 
@@ -201,7 +222,7 @@ async def test_redis_refusing_connections_for_seconds_mid_task_every_task_finish
         await wait_until(noticed, 15, "Reynolds to find Redis unreachable")
         own_redis.start()
 
-    await run_through(chaos_cluster, reynolds, agents, refuse, ["r0", "r1", "r2"])
+    await run_through(c, reynolds, agents, refuse, ["r0", "r1", "r2"])
 
 
 async def test_postgres_restarted_mid_task_every_task_finishes_once(
@@ -213,6 +234,7 @@ async def test_postgres_restarted_mid_task_every_task_finishes_once(
         own_postgres.pg_ctl("restart", "-m", "fast")  # drops every connection, as a crash or failover does
 
     await run_through(chaos_cluster, reynolds, agents, restart, ["p0", "p1", "p2"])
+    assert_once(chaos_cluster, agents, ["p0", "p1", "p2", "after"])
 
 
 async def test_reynolds_killed_mid_task_on_own_redis_and_postgres_finishes_once(chaos_cluster: Cluster) -> None:
