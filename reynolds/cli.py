@@ -42,13 +42,18 @@ def serve(host: str | None, port: int | None) -> None:
     """Run Reynolds: the MCP endpoints, the dispatcher and upkeep, until interrupted."""
     from reynolds.config import Settings
     from reynolds.logs import configure_logging
-    from reynolds.server import build_app
+    from reynolds.server import Holder, build_app
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = _or_exit(lambda: Settings(**overrides))
     configure_logging(settings.log_level, settings.secrets, settings.log_format)
-    app = _or_exit(lambda: build_app(settings))
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=30)
+    holder = Holder()
+    app = _or_exit(lambda: build_app(settings, holder))
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=30)
+    server = uvicorn.Server(config)
+    holder.stop = lambda: setattr(server, "should_exit", True)
+    server.run()
+    sys.exit(1 if holder.fatal or not server.started else 0)  # it gave up or never started (see Service.fail)
 
 
 @main.command()

@@ -71,6 +71,14 @@ class Settings(BaseSettings):
     prefetch: int = Field(64, ge=1, description="messages a dispatcher holds per pool beyond running calls")
     drain_timeout_s: float = Field(20.0, ge=0, description="on shutdown, how long in-flight calls may finish")
 
+    # --- lifecycle
+    default_task_timeout_s: float = Field(
+        86_400.0, gt=0, description="a task submitted without timeout_s fails after this long"
+    )
+    unreachable_grace_s: float = Field(
+        120.0, gt=0, description="Postgres or Redis unreachable for longer: /health fails and the process exits 1"
+    )
+
     # --- agents and health
     heartbeat_ttl_s: float = Field(15.0, gt=0)
     probe_interval_s: float = Field(5.0, gt=0)

@@ -3,8 +3,10 @@
 Per pool it reads the stream (plus messages reclaimed from dead consumers), keeps what it holds in
 priority order, and starts a call whenever a replica has a free slot. Each call: claim the subtask
 in Postgres, resolve ``$from`` references, call the replica over its pooled MCP session with the
-idempotency key in ``_meta``, store the outcome, then ack. Leases on held and running work are
-renewed in Postgres and Redis together, so only a dead process's work is ever reclaimed.
+idempotency key in ``_meta``, hand the raw outcome to ``Engine.settle`` (which decides and stores
+it), then ack. Leases on held and running work are renewed in Postgres and Redis together, so only
+a dead process's work is ever reclaimed. Every loop outlives a lost Redis or Postgres: it logs,
+waits and tries again.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import contextlib
 import heapq
 import json
 import os
-import random
 import socket
 import time
 import uuid
@@ -21,27 +22,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-import asyncpg
 import mcp_types as types
 import redis.asyncio as aioredis
 import structlog
 from anyio.abc import TaskGroup
 
 from agents.runtime.idempotency import IDEMPOTENCY_META_KEY
-from reynolds import errors, payload
+from reynolds import errors, retry
 from reynolds.batching import Batcher
 from reynolds.config import Settings
 from reynolds.engine import Engine
 from reynolds.keys import Keys
 from reynolds.metrics import Metrics
+from reynolds.models import Attempt, Claim, ClaimRequest
 from reynolds.plan import references, resolve_references
 from reynolds.queue import Message, TaskQueue
 from reynolds.registry import Registry, Replica
 from reynolds.sessions import Sessions
-from reynolds.store import Claim, ClaimRequest, Outcome, Ready, Store, Transition
+from reynolds.store import Store
 
 log = structlog.get_logger("reynolds.dispatch")
 ACK_INTERVAL_S = 0.02
+LOOP_RETRY_S = 1.0  # a loop that met a lost Redis or Postgres tries again after this long
 
 
 def consumer_name() -> str:
@@ -68,7 +70,6 @@ class Dispatcher:
         metrics: Metrics,
         redis: aioredis.Redis,
         keys: Keys,
-        consumer: str | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -79,20 +80,16 @@ class Dispatcher:
         self.metrics = metrics
         self.redis = redis
         self.keys = keys
-        self.consumer = consumer or consumer_name()
+        self.consumer = engine.owner  # leases and outcomes are the engine's under the same name
         self.pools: dict[str, PoolState] = {}
         self._scopes: dict[tuple[str, str], anyio.CancelScope] = {}
         self._calls: TaskGroup | None = None
         self._stopping = anyio.Event()
         self._drained = anyio.Event()
-        self._stats: list[tuple[str, str, bool, float, str | None]] = []  # outcomes not yet in tool_stats
         self._acks: list[Message] = []  # messages whose outcome is stored, not yet acked
-        # concurrent calls share Postgres round trips for their claims and their outcomes (group commit)
+        # concurrent calls share Postgres round trips for their claims (group commit)
         self._claims: Batcher[ClaimRequest, tuple[Claim | None, str]] = Batcher(
             lambda requests: store.claim_many(requests, self.consumer, settings.visibility_timeout_s)
-        )
-        self._outcomes: Batcher[Outcome, Transition | None] = Batcher(
-            lambda outcomes: store.finish_many(outcomes, self.consumer)
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -117,28 +114,25 @@ class Dispatcher:
             await self.flush_acks()
         self._drained.set()
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
     async def stop(self) -> None:
         self._stopping.set()
         await self._drained.wait()
-        await self.flush_stats()
-
-    async def flush_stats(self) -> None:
-        """Write the call outcomes gathered since the last flush (one round trip instead of one per call)."""
-        batch, self._stats = self._stats, []
-        try:
-            await self.store.record_stats(batch)
-        except Exception:
-            self._stats[:0] = batch  # keep them for the next round
-            raise
+        await self.engine.flush_stats()
 
     async def _watch_pools(self, loops: TaskGroup) -> None:
         while True:
-            pools = await self.queue.pools() | {r.pool for r in await self.registry.replicas()}
-            for pool in pools - self.pools.keys():
-                self.pools[pool] = PoolState()
-                await self.queue.ensure_group(pool)
-                loops.start_soon(self._pool_loop, pool)
-            await anyio.sleep(1.0)
+            try:
+                pools = await self.queue.pools() | {r.pool for r in await self.registry.replicas()}
+                for pool in pools - self.pools.keys():
+                    self.pools[pool] = PoolState()
+                    loops.start_soon(self._pool_loop, pool)
+            except Exception as err:
+                log.warning("watching pools failed; retrying", error=str(err))
+            await anyio.sleep(LOOP_RETRY_S)
 
     # ------------------------------------------------------------------ per pool
     async def _pool_loop(self, pool: str) -> None:
@@ -164,9 +158,9 @@ class Dispatcher:
                 if state.held:
                     with anyio.move_on_after(0.2):
                         await self.registry.changed.wait()
-            except (OSError, aioredis.RedisError) as err:
+            except Exception as err:  # Redis or Postgres lost: the loop waits and reads again
                 log.warning("pool loop error; retrying", pool=pool, error=str(err))
-                await anyio.sleep(1.0)
+                await anyio.sleep(LOOP_RETRY_S)
 
     def _hold(self, state: PoolState, messages: list[Message]) -> None:
         for m in messages:
@@ -199,7 +193,7 @@ class Dispatcher:
         keep = []
         for order, m in state.held:
             # the wait starts when the subtask was queued or when the pool became unusable, whichever is later
-            if now_ms - max(int(m.id.split("-")[0]), state.unusable_since_ms) < limit_ms:
+            if now_ms - max(m.queued_ms, state.unusable_since_ms) < limit_ms:
                 keep.append((order, m))
                 continue
             state.held_ids.discard(m.id)
@@ -208,17 +202,16 @@ class Dispatcher:
             )
             if claim is not None:
                 reason = f"no healthy replica in pool {pool!r} for {self.settings.no_replica_wait_s:g} s"
-                await self._fail(m, claim, reason, None)
+                await self.engine.settle(Attempt(claim, m.rank, m.priority, None, error=errors.NoReplica(reason)))
             await self.queue.ack(m)
         heapq.heapify(keep)
         state.held = keep
 
     # ------------------------------------------------------------------ one call
     async def _call(self, state: PoolState, message: Message, replica: Replica) -> None:
-        outcome: bool | None = None
         ack = True
         claim: Claim | None = None
-        scope = anyio.CancelScope()
+        attempt: Attempt | None = None
         key = (message.task_id, message.subtask_id)
         # every log line of this call carries its ids (contextvars are per task, so calls do not mix)
         structlog.contextvars.bind_contextvars(
@@ -231,27 +224,59 @@ class Dispatcher:
                 ack = why != "leased"
                 return
             log.debug("claimed", task_id=claim.task_id, subtask_id=claim.subtask_id, attempt=claim.attempts)
-            # A call interrupted by a dead dispatcher goes back to the same replica, whose idempotency key then
-            # joins or answers it; a retry after a failure goes elsewhere if it can.
-            other = None
-            if claim.interrupted_on and claim.interrupted_on != replica.agent_id:
-                other = await self.registry.choose(message.pool, prefer=claim.interrupted_on)
-            elif claim.last_agent_id == replica.agent_id:
-                other = await self.registry.choose(message.pool, avoid=replica.agent_id)
-            if other is not None and other.agent_id != replica.agent_id:
-                self.registry.call_finished(replica, None)
-                self.registry.call_started(other)
-                replica = other
-                structlog.contextvars.bind_contextvars(agent_id=replica.agent_id)
-                await self.store.assign(claim.task_id, claim.subtask_id, self.consumer, replica.agent_id)
+            replica = await self._choose_for(claim, message.pool, replica)
+            attempt = await self._attempt(message, claim, replica)
+            if attempt is not None:
+                await self.engine.settle(attempt)
+        except anyio.get_cancelled_exc_class():
+            ack = False  # shutting down: give the subtask back, keep the message for another process
+            if claim is not None:
+                with anyio.CancelScope(shield=True):
+                    await self.store.release_lease(claim.task_id, claim.subtask_id, self.consumer)
+            raise
+        except Exception:
+            log.exception("storing an outcome failed; the lease goes back for another attempt")
+            ack = False
+            if claim is not None:
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await self.store.release_lease(claim.task_id, claim.subtask_id, self.consumer)
+        finally:
+            self._scopes.pop(key, None)
+            ok = None if attempt is None else not retry.replica_at_fault(attempt.error)
+            self.registry.call_finished(replica, ok)
+            state.running.pop(message.id, None)
+            if ack:
+                self._acks.append(message)  # acked in the next batch: the outcome is already stored
+
+    async def _choose_for(self, claim: Claim, pool: str, replica: Replica) -> Replica:
+        """A call interrupted by a dead dispatcher goes back to the same replica, whose idempotency key then joins
+        or answers it; a retry after a failure goes elsewhere if it can."""
+        other = None
+        if claim.interrupted_on and claim.interrupted_on != replica.agent_id:
+            other = await self.registry.choose(pool, prefer=claim.interrupted_on)
+        elif claim.last_agent_id == replica.agent_id:
+            other = await self.registry.choose(pool, avoid=replica.agent_id)
+        if other is None or other.agent_id == replica.agent_id:
+            return replica
+        self.registry.call_finished(replica, None)
+        self.registry.call_started(other)
+        structlog.contextvars.bind_contextvars(agent_id=other.agent_id)
+        await self.store.assign(claim.task_id, claim.subtask_id, self.consumer, other.agent_id)
+        return other
+
+    async def _attempt(self, message: Message, claim: Claim, replica: Replica) -> Attempt | None:
+        """Make the call; its raw outcome (result or error), or None when the task was cancelled meanwhile."""
+        started = time.monotonic()
+
+        def attempt(**outcome: Any) -> Attempt:
+            elapsed = time.monotonic() - started
+            return Attempt(claim, message.rank, message.priority, replica.agent_id, elapsed_s=elapsed, **outcome)
+
+        try:
             arguments = claim.arguments
             if sources := sorted(set(references(arguments))):  # only what is read: a wide join loads nothing
-                try:
-                    outputs = await self.store.outputs(claim.task_id, sources)
-                    arguments = resolve_references(arguments, outputs, self.settings.max_resolved_argument_bytes)
-                except errors.PlanError as err:  # a bad path or an oversized fill: the plan's fault, never retried
-                    await self._fail(message, claim, str(err), None)
-                    return
+                outputs = await self.store.outputs(claim.task_id, sources)
+                arguments = resolve_references(arguments, outputs, self.settings.max_resolved_argument_bytes)
             timeout = claim.timeout_s or self.settings.call_timeout_s
             if claim.deadline is not None:
                 timeout = min(timeout, max(0.0, claim.deadline.timestamp() - time.time()))
@@ -259,50 +284,19 @@ class Dispatcher:
                 self.metrics.dispatch_overhead.labels(message.pool).observe(
                     max(0.0, time.time() - claim.ready_at.timestamp())
                 )
-            self._scopes[key] = scope
             started = time.monotonic()
-            with scope:
+            with anyio.CancelScope() as scope:
+                self._scopes[(claim.task_id, claim.subtask_id)] = scope
                 result = await self._invoke(replica, claim, arguments, timeout)
-            if scope.cancelled_caught:
-                return  # the task was cancelled: Postgres already says so
-            elapsed = time.monotonic() - started
-            outcome = True  # the replica answered; a tool error is the tool's, not the replica's
-            await self._record(message, claim, replica, result, elapsed)
-        except errors.DispatchError as err:
-            outcome = None if isinstance(err, errors.RemoteError) else False  # an answer: not the replica's fault
-            if isinstance(err, errors.TransportError):
-                self.sessions.drop(replica.key)
-            if claim is not None:
-                await self._retry_or_fail(message, claim, str(err), replica.agent_id, type(err).__name__)
-        except anyio.get_cancelled_exc_class():
-            ack = False  # shutting down: give the subtask back, keep the message for another process
-            if claim is not None:
-                with anyio.CancelScope(shield=True):
-                    await self.store.release_lease(claim.task_id, claim.subtask_id, self.consumer)
-            raise
+            return None if scope.cancelled_caught else attempt(result=result)  # cancelled: Postgres says so
+        except errors.TransportError as err:
+            self.sessions.drop(replica.key)
+            return attempt(error=err)
+        except (errors.DispatchError, errors.PlanError) as err:  # a bad path or fill: the plan's, never retried
+            return attempt(error=err)
         except Exception as err:
             log.exception("dispatch failed unexpectedly")
-            ack = await self._after_crash(message, claim, replica, err)
-        finally:
-            self._scopes.pop(key, None)
-            self.registry.call_finished(replica, outcome)
-            state.running.pop(message.id, None)
-            if ack:
-                self._acks.append(message)  # acked in the next batch: the outcome is already stored
-
-    async def _after_crash(self, message: Message, claim: Claim | None, replica: Replica, err: Exception) -> bool:
-        """An unexpected error: count it as a failed attempt (so it cannot loop forever); if even that cannot be
-        stored, give the lease back and leave the message for reclaim. Returns whether to ack."""
-        if claim is None:
-            return False
-        try:
-            reason = f"internal error: {type(err).__name__}: {err}"
-            await self._retry_or_fail(message, claim, reason, replica.agent_id, "internal")
-            return True
-        except Exception:
-            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
-                await self.store.release_lease(claim.task_id, claim.subtask_id, self.consumer)
-            return False
+            return attempt(error=err)  # counted as a failed attempt, so it cannot loop forever
 
     async def _invoke(
         self, replica: Replica, claim: Claim, arguments: dict[str, Any], limit_s: float
@@ -313,66 +307,6 @@ class Dispatcher:
         meta = {IDEMPOTENCY_META_KEY: f"{claim.task_id}/{claim.subtask_id}"}
         log.debug("calling", agent=replica.key, tool=claim.tool, task_id=claim.task_id, subtask_id=claim.subtask_id)
         return await connection.call(claim.tool, arguments, meta, limit_s)
-
-    async def _record(
-        self, message: Message, claim: Claim, replica: Replica, result: types.CallToolResult, elapsed: float
-    ) -> None:
-        text = "\n".join(getattr(c, "text", "") for c in result.content if getattr(c, "type", "") == "text")
-        text = payload.safe_text(text, self.settings.max_result_bytes)
-        if result.is_error:
-            self._stats.append((claim.pool, claim.tool, False, elapsed, text[:500]))
-            if claim.retryable:
-                await self._retry_or_fail(
-                    message, claim, text or "tool reported an error", replica.agent_id, "tool_error"
-                )
-            else:
-                await self._fail(message, claim, text or "tool reported an error", replica.agent_id)
-            return
-        output, note = payload.safe_output(
-            result.structured_content if result.structured_content is not None else {"text": text},
-            self.settings.max_result_bytes,
-        )
-        self._stats.append((claim.pool, claim.tool, True, elapsed, None))
-        try:
-            transition = await self._outcomes.submit(
-                Outcome(
-                    claim.task_id, claim.subtask_id, "succeeded", result=output, error=note, agent_id=replica.agent_id
-                )
-            )
-        except asyncpg.DataError as err:  # Postgres refused the value itself: running the call again cannot help
-            await self._fail(message, claim, f"the result could not be stored: {err}", replica.agent_id)
-            return
-        if transition is None:
-            log.warning("result discarded: lease lost", task_id=claim.task_id, subtask_id=claim.subtask_id)
-            return
-        self.metrics.subtasks.labels(claim.pool, "succeeded").inc()
-        self.metrics.subtask_duration.labels(claim.pool, claim.tool).observe(elapsed)
-        await self.engine.advance(claim.task_id, claim.subtask_id, "succeeded", transition)
-
-    async def _retry_or_fail(
-        self, message: Message, claim: Claim, error: str, agent_id: str | None, reason: str
-    ) -> None:
-        limit = claim.max_attempts or self.settings.max_attempts
-        if claim.attempts >= limit:
-            await self._fail(message, claim, f"{error} (gave up after {claim.attempts} attempts)", agent_id)
-            await self.queue.dead_letter(message, error, claim.attempts)
-            return
-        delay = min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2 ** (claim.attempts - 1))
-        delay *= 0.5 + random.random()  # jitter, so retries of a failed burst do not arrive together
-        if await self.store.schedule_retry(claim.task_id, claim.subtask_id, self.consumer, error, delay, agent_id):
-            self.metrics.retries.labels(claim.pool, reason).inc()
-            ready = Ready(claim.task_id, claim.subtask_id, claim.pool, message.rank, message.priority)
-            await self.queue.push_later(ready, delay)
-            await self.store.mark_queued([ready])
-            await self.engine.publish(claim.task_id, {"subtask": claim.subtask_id, "state": "retrying"})
-
-    async def _fail(self, message: Message, claim: Claim, error: str, agent_id: str | None) -> None:
-        transition = await self._outcomes.submit(
-            Outcome(claim.task_id, claim.subtask_id, "failed", error=error, agent_id=agent_id)
-        )
-        if transition is not None:
-            self.metrics.subtasks.labels(claim.pool, "failed").inc()
-            await self.engine.advance(claim.task_id, claim.subtask_id, "failed", transition)
 
     # ------------------------------------------------------------------ background duties
     async def _keep_leases(self) -> None:
@@ -403,14 +337,14 @@ class Dispatcher:
             await anyio.sleep(ACK_INTERVAL_S)
             try:
                 await self.flush_acks()
-            except (OSError, aioredis.RedisError) as err:
+            except Exception as err:
                 log.warning("acking failed; retrying", error=str(err))
 
     async def _move_due(self) -> None:
         while True:
             try:
                 await self.queue.move_due()
-            except (OSError, aioredis.RedisError) as err:
+            except Exception as err:
                 log.warning("moving due retries failed", error=str(err))
             await anyio.sleep(0.1)
 
@@ -427,6 +361,6 @@ class Dispatcher:
                         for (tid, _sid), scope in list(self._scopes.items()):
                             if tid == task_id:
                                 scope.cancel()
-            except (OSError, aioredis.RedisError) as err:
+            except Exception as err:
                 log.warning("control channel lost; resubscribing", error=str(err))
-                await anyio.sleep(1.0)
+                await anyio.sleep(LOOP_RETRY_S)

@@ -1,8 +1,10 @@
 """The engine: accepts plans, moves tasks through their graph, finishes them, and answers questions.
 
 It owns the hand-over between Postgres and Redis (a subtask is stored before it is queued; the
-recovery sweep re-queues anything stored but never handed over) and the end of a task (closing
-message, metrics, progress). The dispatcher calls back into it with each outcome.
+recovery sweep re-queues anything stored but never handed over, and everything queued when Redis
+lost its data), every attempt's outcome (the dispatcher hands over the raw ``Attempt``; ``settle``
+applies the policy of ``reynolds.retry``: store, retry with backoff, dead-letter, metrics) and the end
+of a task (closing message, metrics, progress).
 """
 
 from __future__ import annotations
@@ -15,28 +17,40 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
+import asyncpg
+import mcp_types as types
 import redis.asyncio as aioredis
 import structlog
+from redis.asyncio.client import PubSub
 
-from reynolds import errors
+from reynolds import errors, payload, retry
+from reynolds.batching import Batcher
 from reynolds.config import Settings
 from reynolds.keys import Keys
 from reynolds.metrics import Metrics
 from reynolds.models import (
+    TERMINAL_SUBTASK_STATES,
     TERMINAL_TASK_STATES,
+    Attempt,
+    Outcome,
     Plan,
     Planning,
     PlanView,
+    Ready,
     Strategy,
     SubtaskSpec,
+    SubtaskState,
     TaskList,
+    TaskState,
     TaskView,
+    Transition,
 )
 from reynolds.personality import closing_message
 from reynolds.plan import build_plan
 from reynolds.queue import TaskQueue
 from reynolds.registry import Registry
-from reynolds.store import Ready, Store, Transition
+from reynolds.retry import Verdict
+from reynolds.store import Store
 
 log = structlog.get_logger("reynolds.engine")
 
@@ -56,7 +70,9 @@ class Engine:
         redis: aioredis.Redis,
         keys: Keys,
         metrics: Metrics,
+        owner: str,
     ) -> None:
+        """``owner`` is this process' lease name (the dispatcher's consumer): outcomes are stored under it."""
         self.settings = settings
         self.store = store
         self.queue = queue
@@ -66,6 +82,15 @@ class Engine:
         self.metrics = metrics
         self._estimates: tuple[float, dict[tuple[str, str], float]] = (0.0, {})
         self._events: dict[str, dict[str, Any]] = {}  # latest unsent progress event per task
+        self.owner = owner
+        self._stats: list[tuple[str, str, bool, float, str | None]] = []  # outcomes not yet in tool_stats
+        # concurrent calls share Postgres round trips for their outcomes (group commit)
+        self._outcomes: Batcher[Outcome, Transition | None] = Batcher(
+            lambda outcomes: store.finish_many(outcomes, owner, self.closing)
+        )
+
+    def closing(self, view: TaskView) -> str:
+        return closing_message(view, self.settings.personality)
 
     # ------------------------------------------------------------------ planning
     async def estimate(self) -> Callable[[str, str], float]:
@@ -108,7 +133,7 @@ class Engine:
             )
         view = await self.plan(plan, strategy)
         task_id = uuid.uuid4()
-        deadline = datetime.now(UTC) + timedelta(seconds=timeout_s) if timeout_s else None
+        deadline = datetime.now(UTC) + timedelta(seconds=timeout_s or self.settings.default_task_timeout_s)
         ready = await self.store.create_task(
             task_id,
             goal,
@@ -192,21 +217,91 @@ class Engine:
         raise errors.LoopRefused(message)
 
     # ------------------------------------------------------------------ outcomes
-    async def advance(self, task_id: str, subtask_id: str, state: str, transition: Transition) -> None:
-        """Carry a stored outcome forward: queue what it released, tell waiters, finish the task."""
-        await self.enqueue(transition.released)
-        await self.publish(task_id, {"subtask": subtask_id, "state": state})
-        if transition.task_state:
-            await self.finalize(task_id)
+    async def settle(self, attempt: Attempt) -> None:
+        """Decide and apply one attempt's outcome: succeed, fail (and dead-letter when out of attempts) or retry
+        after a backoff. Raises when Postgres or Redis cannot take it (the dispatcher then gives the lease back)."""
+        claim = attempt.claim
+        decision = retry.judge(attempt, self.settings.max_attempts)
+        # whatever a tool wrote (NUL bytes, lone surrogates, megabytes) is made storable once, here
+        error = payload.safe_text(decision.error, self.settings.max_result_bytes) if decision.error else None
+        if attempt.result is not None:
+            ok = decision.verdict is Verdict.SUCCEEDED
+            self._stats.append((claim.pool, claim.tool, ok, attempt.elapsed_s, None if ok else (error or "")[:500]))
+        if decision.verdict is Verdict.SUCCEEDED:
+            assert attempt.result is not None
+            await self._succeed(attempt)
+        elif decision.verdict is Verdict.RETRY:
+            await self._retry(attempt, decision)
+        else:
+            agent = attempt.agent_id
+            outcome = Outcome(claim.task_id, claim.subtask_id, SubtaskState.FAILED, error=error, agent_id=agent)
+            if await self._finish(attempt, outcome) and decision.verdict is Verdict.GAVE_UP:
+                await self.queue.dead_letter(claim.pool, claim.task_id, claim.subtask_id, error or "", claim.attempts)
 
-    async def finalize(self, task_id: str) -> TaskView:
+    async def _succeed(self, attempt: Attempt) -> None:
+        """Store a successful result, made safe and bounded; a value Postgres still refuses fails the subtask
+        once (running the call again cannot help)."""
+        claim = attempt.claim
+        assert attempt.result is not None
+        output, note = payload.safe_output(_output(attempt.result), self.settings.max_result_bytes)
+        state, agent = SubtaskState.SUCCEEDED, attempt.agent_id
+        try:
+            await self._finish(
+                attempt, Outcome(claim.task_id, claim.subtask_id, state, result=output, error=note, agent_id=agent)
+            )
+        except asyncpg.DataError as err:
+            failed = Outcome(
+                claim.task_id,
+                claim.subtask_id,
+                SubtaskState.FAILED,
+                error=f"the result could not be stored: {err}",
+                agent_id=agent,
+            )
+            await self._finish(attempt, failed)
+
+    async def _finish(self, attempt: Attempt, outcome: Outcome) -> bool:
+        """Store a final outcome and carry it forward; False when this process no longer held the subtask."""
+        claim = attempt.claim
+        transition = await self._outcomes.submit(outcome)
+        if transition is None:
+            log.warning("outcome discarded: lease lost", task_id=claim.task_id, subtask_id=claim.subtask_id)
+            return False
+        self.metrics.subtasks.labels(claim.pool, outcome.state).inc()
+        if outcome.state is SubtaskState.SUCCEEDED:
+            self.metrics.subtask_duration.labels(claim.pool, claim.tool).observe(attempt.elapsed_s)
+        await self.enqueue(transition.released)
+        await self.publish(claim.task_id, {"subtask": claim.subtask_id, "state": outcome.state})
+        if transition.task_state:
+            await self.finished(claim.task_id)
+        return True
+
+    async def _retry(self, attempt: Attempt, decision: retry.Decision) -> None:
+        """Postgres first (running -> ready, not before the backoff), then Redis (the delayed set)."""
+        claim = attempt.claim
+        delay = retry.backoff_s(claim.attempts, self.settings.backoff_base_s, self.settings.backoff_max_s)
+        error = decision.error or ""
+        if await self.store.schedule_retry(claim.task_id, claim.subtask_id, self.owner, error, delay, attempt.agent_id):
+            self.metrics.retries.labels(claim.pool, decision.reason).inc()
+            ready = Ready(claim.task_id, claim.subtask_id, claim.pool, attempt.rank, attempt.priority)
+            await self.queue.push_later(ready, delay)
+            await self.store.mark_queued([ready])
+            await self.publish(claim.task_id, {"subtask": claim.subtask_id, "state": "retrying"})
+
+    async def flush_stats(self) -> None:
+        """Write the call outcomes gathered since the last flush (one round trip instead of one per call)."""
+        batch, self._stats = self._stats, []
+        try:
+            await self.store.record_stats(batch)
+        except Exception:
+            self._stats[:0] = batch  # keep them for the next round
+            raise
+
+    async def finished(self, task_id: str) -> TaskView:
+        """A task ended (its state and closing message are stored, in one transaction): metrics and waiters."""
         view = await self.store.task_view(task_id)
-        message = closing_message(view, self.settings.personality)
-        await self.store.set_message(task_id, message)
-        view.message = message
         self.metrics.tasks.labels(view.state).inc()
         for s in view.subtasks:
-            if s.state in ("skipped", "cancelled"):
+            if s.state in (SubtaskState.SKIPPED, SubtaskState.CANCELLED):
                 self.metrics.subtasks.labels(s.pool, s.state).inc()
         busy = sum(s.duration_s or 0 for s in view.subtasks)
         if view.duration_s and busy:
@@ -216,13 +311,13 @@ class Engine:
         return view
 
     async def cancel(
-        self, task_id: str, reason: str = "cancelled by request", final_state: str = "cancelled"
+        self, task_id: str, reason: str = "cancelled by request", final_state: TaskState = TaskState.CANCELLED
     ) -> TaskView:
         if not await self.store.task_exists(task_id):
             raise errors.NotFound(f"no task {task_id}")
-        if await self.store.cancel_task(task_id, reason, final_state):
+        if await self.store.cancel_task(task_id, reason, final_state, self.closing):
             await self.redis.publish(self.keys.control, json.dumps({"cancel": task_id}))
-            return await self.finalize(task_id)
+            return await self.finished(task_id)
         return await self.store.task_view(task_id)
 
     async def publish(self, task_id: str, event: dict[str, Any]) -> None:
@@ -273,33 +368,63 @@ class Engine:
                     if progress and time.monotonic() - last_report >= PROGRESS_MIN_INTERVAL_S:
                         counts = await self.store.progress(task_id)
                         total = sum(counts.values())
-                        done = sum(counts.get(s, 0) for s in ("succeeded", "failed", "skipped", "cancelled"))
+                        done = sum(counts.get(s, 0) for s in TERMINAL_SUBTASK_STATES)
                         if done != last_done:
-                            running = counts.get("running", 0)
+                            running = counts.get(SubtaskState.RUNNING, 0)
                             await progress(done, total, f"{done}/{total} subtasks finished, {running} running")
                             last_done = done
                         last_report = time.monotonic()
-                    event = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    event = await _next_event(pubsub)
                     # the end of a task is announced on its channel; otherwise look again once a second
                     check = event is None or '"task"' in str(event.get("data")) or time.monotonic() - last_check >= 1
         view = await self.store.task_view(task_id)
         if progress and view.state in TERMINAL_TASK_STATES:
             total = sum(view.counts.values())
             await progress(total, total, f"task {view.state}")
-        if view.state in TERMINAL_TASK_STATES and view.message is None:
-            # the finishing process stores the message just after the state; it is deterministic, so say it now
-            view.message = closing_message(view, self.settings.personality)
         return view
 
     # ------------------------------------------------------------------ upkeep
     async def sweep(self) -> None:
         """Re-queue subtasks orphaned between Postgres and Redis; fail tasks past their deadline."""
+        await self.reconcile()
         stale = await self.store.stale_ready(STALE_READY_S)
         if stale:
             log.warning("re-queueing orphaned ready subtasks", count=len(stale))
             await self.enqueue(stale)
         for task_id in await self.store.overdue_tasks():
-            await self.cancel(task_id, "task timed out (timeout_s passed)", final_state="failed")
+            await self.cancel(task_id, "task timed out (timeout_s passed)", final_state=TaskState.FAILED)
+
+    async def reconcile(self) -> None:
+        """Give back to Redis what Postgres says is queued but Redis no longer has. When Redis lost its data (a
+        new epoch), that is every queued subtask; otherwise, running subtasks whose lease ran out so long ago
+        that their message would have been reclaimed. A duplicate message is harmless: claims are guarded."""
+        lost_all = await self.queue.lost_data()
+        orphans = await self.store.orphans(lost_all, 2 * self.settings.visibility_timeout_s)
+        if not orphans:
+            return
+        log.warning("re-queueing subtasks Redis lost", count=len(orphans), redis_lost_data=lost_all)
+        await self.queue.push([r for r, delay in orphans if delay <= 0])
+        for r, delay in orphans:
+            if delay > 0:
+                await self.queue.push_later(r, delay)
+
+
+async def _next_event(pubsub: PubSub) -> dict[str, Any] | None:
+    """The next progress event, or None after a second without one. While Redis is away the waiter only
+    reads Postgres, once a second (the pub/sub connection reconnects and subscribes again on its own)."""
+    try:
+        return await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+    except (OSError, aioredis.RedisError) as err:
+        log.warning("progress channel lost; polling", error=str(err))
+        await anyio.sleep(1.0)
+        return None
+
+
+def _output(result: types.CallToolResult) -> Any:
+    """What a successful call stores as the subtask's output (its structured content, else its text)."""
+    if result.structured_content is not None:
+        return result.structured_content
+    return {"text": retry.tool_text(result)}
 
 
 def _check_id(task_id: str) -> None:

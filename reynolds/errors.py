@@ -22,8 +22,9 @@ retry decisions read the class, never the message.
     │   ├── AgentUnavailable       no healthy replica, open circuit, connection refused   (retryable)
     │   ├── CallTimeout            the call ran past its timeout                          (retryable)
     │   ├── TransportError         the connection broke mid-call                          (retryable)
-    │   └── RemoteError            the server answered the call with a JSON-RPC error (e.g. -32602): the
-    │                              subtask's error, not the replica's fault                (not retryable)
+    │   ├── RemoteError            the server answered the call with a JSON-RPC error (e.g. -32602): the
+    │   │                          subtask's error, not the replica's fault                (not retryable)
+    │   └── NoReplica              no usable replica for no_replica_wait_s: it already waited  (not retryable)
     ├── ToolFailed                 the agent ran the tool and it reported an error (isError)
     └── ServiceUnavailable         Postgres or Redis cannot be reached
 """
@@ -120,6 +121,12 @@ class RemoteError(DispatchError):
     def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
         self.code = code
+
+
+class NoReplica(DispatchError):
+    """The pool had no usable replica for ``no_replica_wait_s``; the waiting was the retrying."""
+
+    retryable = False
 
 
 class ToolFailed(ReynoldsError):

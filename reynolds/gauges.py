@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 from reynolds.health import CIRCUIT_GAUGE
 from reynolds.metrics import Metrics
-from reynolds.models import TaskState
 from reynolds.queue import TaskQueue
 from reynolds.registry import Registry, Replica
 from reynolds.store import Store
@@ -62,5 +61,6 @@ async def _fleet_gauges(
         slots = sum(r.max_concurrency for r in healthy)
         busy = sum(registry.slots.busy(r) for r in healthy)  # calls of every process, not only this one's
         metrics.utilisation.labels(pool).set(busy / slots if slots else 0)
-    running = await store.pool.fetchval("SELECT count(*) FROM tasks WHERE state = $1", TaskState.RUNNING.value)
+    running, oldest_s = await store.running_tasks()
     metrics.tasks_active.set(running)
+    metrics.oldest_running_task.set(oldest_s)

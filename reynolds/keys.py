@@ -15,6 +15,15 @@ class Keys:
         """Stream of ready subtasks for one pool; entries are deleted once acked."""
         return f"{self.prefix}:stream:{pool}"
 
+    def backlog(self, pool: str) -> str:
+        """Sorted set of a pool's queued subtasks not yet in its stream, most urgent first (score: priority, rank);
+        members move to the stream when a reader has room."""
+        return f"{self.prefix}:backlog:{pool}"
+
+    def backlog_since(self, pool: str) -> str:
+        """The same members as ``backlog``, scored by when they were queued (ms): the age of the oldest."""
+        return f"{self.prefix}:backlog-since:{pool}"
+
     @property
     def pools(self) -> str:
         """Set of every pool that has ever had an agent or a message (dispatchers read them all)."""
@@ -29,6 +38,11 @@ class Keys:
     def dead(self) -> str:
         """Stream of subtasks that failed their last attempt (capped; for inspection)."""
         return f"{self.prefix}:dead"
+
+    @property
+    def epoch(self) -> str:
+        """Random id of this Redis' data generation; never expires, so its absence means Redis lost its data."""
+        return f"{self.prefix}:epoch"
 
     def agent(self, pool: str, agent_id: str) -> str:
         """Hash describing one registered replica; expires unless heartbeats renew it."""

@@ -22,6 +22,7 @@ class Metrics:
         "reynolds_agents",
         "reynolds_agent_utilisation",
         "reynolds_tasks_active",
+        "reynolds_oldest_running_task_age_seconds",
     )
 
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -32,6 +33,11 @@ class Metrics:
             self.tasks.labels(state.value)  # exported as 0 from the start, so rates survive a restart
         self.tasks_active = Gauge(
             "reynolds_tasks_active", "Tasks running now (exported by the fleet leader; 0 elsewhere)", registry=registry
+        )
+        self.oldest_running_task = Gauge(  # lifecycle: a task that never ends shows here first
+            "reynolds_oldest_running_task_age_seconds",
+            "Age of the oldest task still running (exported by the fleet leader; 0 elsewhere)",
+            registry=registry,
         )
         self.subtasks = Counter(
             "reynolds_subtasks", "Subtasks finished, by pool and final state", ["pool", "state"], registry=registry
@@ -99,3 +105,4 @@ class Metrics:
         for gauge in (self.queue_depth, self.queue_age, self.agents, self.utilisation):
             gauge.clear()
         self.tasks_active.set(0)
+        self.oldest_running_task.set(0)

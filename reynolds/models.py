@@ -1,11 +1,14 @@
-"""Wire and view models: the plan a client sends, and the task/subtask/agent views Reynolds returns."""
+"""Wire and view models: the plan a client sends, the task/subtask/agent views Reynolds returns, and the
+records that pass between store, queue, dispatcher and engine (``Ready``, ``Claim``, ``Attempt``, ...)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
+import mcp_types as types
 from pydantic import BaseModel, ConfigDict, Field
 
 SUBTASK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
@@ -29,8 +32,10 @@ class SubtaskState(StrEnum):
     CANCELLED = "cancelled"
 
 
-TERMINAL_SUBTASK_STATES = frozenset({"succeeded", "failed", "skipped", "cancelled"})
-TERMINAL_TASK_STATES = frozenset({"succeeded", "failed", "cancelled"})
+TERMINAL_SUBTASK_STATES = frozenset(
+    {SubtaskState.SUCCEEDED, SubtaskState.FAILED, SubtaskState.SKIPPED, SubtaskState.CANCELLED}
+)
+TERMINAL_TASK_STATES = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED})
 
 Strategy = Literal["parallel", "sequential", "auto"]
 
@@ -176,3 +181,82 @@ class PoolView(BaseModel):
 
 class AgentsView(BaseModel):
     pools: list[PoolView]
+
+
+# ---------------------------------------------------------------------- records between the modules
+@dataclass(frozen=True)
+class Ready:
+    """A subtask that may run now: what the queue needs to carry it."""
+
+    task_id: str
+    subtask_id: str
+    pool: str
+    rank: float
+    priority: int
+
+
+@dataclass
+class Claim:
+    task_id: str
+    subtask_id: str
+    tool: str
+    pool: str
+    arguments: dict[str, Any]
+    depends_on: list[str]
+    attempts: int
+    max_attempts: int | None
+    retryable: bool
+    timeout_s: float | None
+    last_agent_id: str | None
+    deadline: datetime | None
+    ready_at: datetime | None
+    interrupted_on: str | None = None  # replica a dead dispatcher's call was on (this claim reclaims it)
+
+
+@dataclass(frozen=True)
+class ClaimRequest:
+    """One subtask a dispatcher wants to run, and the replica it means to run it on."""
+
+    task_id: str
+    subtask_id: str
+    agent_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one subtask ended, as a dispatcher reports it."""
+
+    task_id: str
+    subtask_id: str
+    state: SubtaskState
+    result: Any = None
+    error: str | None = None
+    agent_id: str | None = None
+
+    def event(self) -> dict[str, Any]:
+        """The event log entry: its kind and its data."""
+        data = {"agent_id": self.agent_id, **({"error": self.error} if self.error else {})}
+        return {"kind": f"subtask_{self.state}", **data}
+
+
+@dataclass
+class Transition:
+    """What one finished subtask set in motion."""
+
+    released: list[Ready] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    task_state: TaskState | None = None  # set when this transition finished the task
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One call's raw outcome, as the dispatcher hands it to the engine (which decides what it means): the tool's
+    result, or the error that kept the call from producing one."""
+
+    claim: Claim
+    rank: float
+    priority: int
+    agent_id: str | None
+    result: types.CallToolResult | None = None
+    error: Exception | None = None
+    elapsed_s: float = 0.0

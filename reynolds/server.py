@@ -4,12 +4,14 @@
 No ``from __future__ import annotations`` here: the SDK reads the tools' annotations at registration, and
 the sampling resolvers they name are closures that only exist in this scope."""
 
+import asyncio
 import contextlib
 import hashlib
 import secrets
+import signal
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 import structlog
@@ -59,6 +61,7 @@ from reynolds.sessions import Endpoint
 
 log = structlog.get_logger("reynolds.server")
 SAMPLING_MAX_TOKENS = 4000
+FATAL_NOTICE_S = 2.0  # how long /health reports a fatal failure before the process stops
 
 INSTRUCTIONS = """Reynolds runs a plan (a DAG of tool calls) on pools of specialist agents, in parallel where the
 graph allows, with retries, and reports progress and the result. Call list_agents to see which tools exist,
@@ -66,14 +69,25 @@ plan_task to check a plan without running it, orchestrate to run it."""
 
 
 class Holder:
-    """The running service, set by the app's lifespan (tools are declared before it exists)."""
+    """The running service, set by the app's lifespan (tools are declared before it exists), and why it
+    failed, if it did (then the process is on its way out: ``serve`` exits non-zero)."""
 
     service: Service | None = None
+    fatal: str | None = None
+    stop: Callable[[], None] = staticmethod(lambda: signal.raise_signal(signal.SIGTERM))  # serve sets its own
 
     def get(self) -> Service:
+        if self.fatal is not None:
+            raise errors.ServiceUnavailable(f"Reynolds is stopping: {self.fatal}")
         if self.service is None:
             raise errors.ServiceUnavailable("Reynolds is starting up; try again in a moment")
         return self.service
+
+    def fail(self, reason: str) -> None:
+        """The service cannot run: remember why (/health says it at once) and, after a moment for probes to see
+        it, ``stop`` the server: it drains, then ``serve`` exits non-zero."""
+        self.fatal = reason
+        asyncio.get_running_loop().call_later(FATAL_NOTICE_S, self.stop)
 
 
 def client_server(holder: Holder, state_key: str) -> MCPServer:
@@ -443,13 +457,14 @@ def _text(result: CreateMessageResult) -> str:
     )
 
 
-def build_app(settings: Settings | None = None) -> ASGIApp:
+def build_app(settings: Settings | None = None, holder: Holder | None = None) -> ASGIApp:
+    """The ASGI app; ``holder`` (made here if not given) tells the caller afterwards whether the service failed."""
     settings = settings or Settings()
     client_tokens = TokenTable(parse_client_tokens(settings.client_tokens))
     if not client_tokens:
         raise errors.InvalidRequest("no client token: set REYNOLDS_CLIENT_TOKENS_FILE ('<token> [name] [scopes]')")
     agent_tokens = agent_verifier(settings)
-    holder = Holder()
+    holder = holder or Holder()
     clients, agents = client_server(holder, request_state_key(settings)), agent_server(holder)
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
@@ -462,7 +477,11 @@ def build_app(settings: Settings | None = None) -> ASGIApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with clients.session_manager.run(), agents.session_manager.run(), running(settings, prometheus) as svc:
+        async with (
+            clients.session_manager.run(),
+            agents.session_manager.run(),
+            running(settings, prometheus, holder.fail) as svc,
+        ):
             holder.service = svc
             await svc.ready()
             log.info("reynolds ready", host=settings.host, port=settings.port)
@@ -472,6 +491,8 @@ def build_app(settings: Settings | None = None) -> ASGIApp:
                 holder.service = None
 
     async def health(request: Request) -> JSONResponse:
+        if holder.fatal is not None:
+            return JSONResponse({"status": "failed", "reason": holder.fatal, "version": __version__}, status_code=503)
         return JSONResponse({"status": "ok", "version": __version__})
 
     async def ready(request: Request) -> JSONResponse:

@@ -1,11 +1,17 @@
-"""The running service: builds every component from settings and runs the background loops."""
+"""The running service: builds every component from settings and runs the background loops.
+
+Each loop rides out a lost Redis or Postgres on its own (it logs, waits and tries again). What the
+service cannot ride out ends it loudly: a loop that stops, or Postgres or Redis unreachable for
+longer than ``unreachable_grace_s``, calls ``Service.fail``: ``fatal`` says why (``/health`` answers
+503 with it) and ``on_fatal`` stops the process, which then exits non-zero."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 
 import anyio
 import httpx2
@@ -17,11 +23,12 @@ from prometheus_client import CollectorRegistry
 from reynolds import errors, gauges, retention, tracking
 from reynolds.autoscale import Autoscaler, Policy, PoolLoad
 from reynolds.config import Settings
-from reynolds.dispatch import Dispatcher
+from reynolds.dispatch import Dispatcher, consumer_name
 from reynolds.engine import Engine
 from reynolds.keys import Keys
 from reynolds.leader import Lease
 from reynolds.metrics import Metrics
+from reynolds.models import TaskState
 from reynolds.pools import apply_pools, load_pools, reload_on_sighup
 from reynolds.queue import TaskQueue
 from reynolds.registry import Registry
@@ -31,6 +38,7 @@ from reynolds.store import Store
 from reynolds.tracking import GitHubTracker
 
 log = structlog.get_logger("reynolds.service")
+PING_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -46,21 +54,33 @@ class Service:
     dispatcher: Dispatcher
     metrics: Metrics
     leader: Lease  # the fleet lease: autoscaling and fleet gauges
+    on_fatal: Callable[[str], None] = lambda reason: None
+    fatal: str | None = field(default=None, init=False)
+
+    def fail(self, reason: str) -> None:
+        """The service cannot go on: say why (``fatal``, /health) and have the process stop (``on_fatal``)."""
+        if self.fatal is None:
+            self.fatal = reason
+            self.metrics.ready.set(0)
+            log.error("reynolds cannot run; stopping", reason=reason)
+            self.on_fatal(reason)
 
     async def ready(self) -> tuple[bool, dict[str, str]]:
         checks: dict[str, str] = {}
         try:
-            await self.store.ping()
-            pending = await self.store.migrations_pending()
+            with anyio.fail_after(PING_TIMEOUT_S):
+                await self.store.ping()
+                pending = await self.store.migrations_pending()
             checks["postgres"] = "ok"
             checks["migrations"] = "ok" if not pending else f"pending: {', '.join(pending)}"
         except Exception as err:
-            checks["postgres"] = f"error: {err}"
+            checks["postgres"] = f"error: {err!r}"
         try:
-            await self.redis.ping()
+            with anyio.fail_after(PING_TIMEOUT_S):
+                await self.redis.ping()
             checks["redis"] = "ok"
         except Exception as err:
-            checks["redis"] = f"error: {err}"
+            checks["redis"] = f"error: {err!r}"
         ok = all(v == "ok" for v in checks.values())
         self.metrics.ready.set(1 if ok else 0)
         return ok, checks
@@ -77,8 +97,13 @@ async def connect_redis(url: str) -> aioredis.Redis:
 
 
 @contextlib.asynccontextmanager
-async def running(settings: Settings, registry_for_metrics: CollectorRegistry | None = None) -> AsyncIterator[Service]:
-    """Connect, migrate, start the dispatcher and upkeep loops; on exit drain and close everything."""
+async def running(
+    settings: Settings,
+    registry_for_metrics: CollectorRegistry | None = None,
+    on_fatal: Callable[[str], None] = lambda reason: None,
+) -> AsyncIterator[Service]:
+    """Connect, migrate, start the dispatcher and upkeep loops; on exit drain and close everything.
+    ``on_fatal(reason)`` is called (once) when the service cannot go on."""
     store = await Store.connect(settings.database_url, settings.database_password, settings.database_schema)
     redis = await connect_redis(settings.redis_url)
     try:
@@ -91,20 +116,26 @@ async def running(settings: Settings, registry_for_metrics: CollectorRegistry | 
         registry = Registry(redis, keys, settings)
         async with anyio.create_task_group() as tg:
             sessions = Sessions(tg, tls_context(settings.ca_file))
-            engine = Engine(settings, store, queue, registry, redis, keys, metrics)
+            engine = Engine(settings, store, queue, registry, redis, keys, metrics, consumer_name())
             dispatcher = Dispatcher(settings, engine, store, queue, registry, sessions, metrics, redis, keys)
             leader = Lease(redis, keys.lease("fleet"), registry.slots.process, settings.leader_ttl_s)
             service = Service(
-                settings, redis, store, keys, queue, registry, sessions, engine, dispatcher, metrics, leader
+                settings, redis, store, keys, queue, registry, sessions, engine, dispatcher, metrics, leader, on_fatal
             )
             await _connect_static_pools(service)
-            tg.start_soon(reload_on_sighup, settings.pools_file, registry, sessions, queue.ensure_group)
-            tg.start_soon(dispatcher.run)
-            tg.start_soon(registry.slots.run, registry.replicas)
-            tg.start_soon(leader.run)
-            tg.start_soon(_upkeep, service, tg)
+            tg.start_soon(
+                _guarded,
+                service,
+                "pools reload",
+                lambda: reload_on_sighup(settings.pools_file, registry, sessions, queue.ensure_group),
+            )
+            tg.start_soon(_guarded, service, "dispatcher", dispatcher.run)
+            tg.start_soon(_guarded, service, "slots", lambda: registry.slots.run(registry.replicas))
+            tg.start_soon(_guarded, service, "leader", leader.run)
+            tg.start_soon(_guarded, service, "upkeep", lambda: _upkeep(service, tg))
+            tg.start_soon(_guarded, service, "watchdog", lambda: _watch_dependencies(service))
             if settings.autoscale:
-                tg.start_soon(_autoscaler(service).run)
+                tg.start_soon(_guarded, service, "autoscaler", _autoscaler(service).run)
             try:
                 yield service
             finally:
@@ -115,6 +146,34 @@ async def running(settings: Settings, registry_for_metrics: CollectorRegistry | 
     finally:
         await redis.aclose()
         await store.close()
+
+
+async def _guarded(service: Service, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+    """Run a loop that should run for as long as the service does; if it ends or raises, the service fails
+    (never a live process whose dispatcher is gone)."""
+    try:
+        await loop()
+    except Exception as err:
+        log.exception("background loop crashed", loop=name)
+        service.fail(f"{name} loop crashed: {type(err).__name__}: {err}")
+        return
+    if service.fatal is None and not service.dispatcher.stopping:
+        service.fail(f"{name} loop ended")
+
+
+async def _watch_dependencies(service: Service) -> None:
+    """Fail the service when Postgres or Redis stays unreachable past the grace (a restart is the way out)."""
+    grace = service.settings.unreachable_grace_s
+    down_since: dict[str, float] = {}
+    while True:
+        _, checks = await service.ready()
+        now = time.monotonic()
+        for name in ("postgres", "redis"):
+            if checks.get(name) == "ok":
+                down_since.pop(name, None)
+            elif now - down_since.setdefault(name, now) > grace:
+                service.fail(f"{name} unreachable for more than {grace:g} s: {checks[name]}")
+        await anyio.sleep(1.0)
 
 
 async def _connect_static_pools(service: Service) -> None:
@@ -156,7 +215,7 @@ async def _sync_tracking(service: Service, tracker: GitHubTracker) -> None:
             log.warning("github tracking failed", task_id=task_id, error=tracking.describe(err))
             await service.store.tracking_failed(task_id, tracking.describe(err))
             continue
-        await service.store.tracked(task_id, number, closed=view.state != "running")
+        await service.store.tracked(task_id, number, closed=view.state != TaskState.RUNNING)
 
 
 async def _upkeep(service: Service, tg: TaskGroup) -> None:
@@ -174,7 +233,7 @@ async def _upkeep(service: Service, tg: TaskGroup) -> None:
         probe = functools.partial(service.registry.probe_all, service.sessions, http)
         tg.start_soon(every, service.settings.probe_interval_s, "probe", probe)
         tg.start_soon(every, 2.0, "sweep", service.engine.sweep)
-        tg.start_soon(every, 1.0, "stats", service.dispatcher.flush_stats)
+        tg.start_soon(every, 1.0, "stats", service.engine.flush_stats)
         tg.start_soon(every, 0.05, "events", service.engine.flush_events)
         settings = service.settings
         if settings.github_token and settings.github_repo:

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from importlib import resources
 from typing import Any
@@ -18,81 +17,25 @@ import asyncpg
 from reynolds import errors, payload
 from reynolds.models import (
     TERMINAL_SUBTASK_STATES,
+    Claim,
+    ClaimRequest,
     EventView,
+    Outcome,
     PlannedSubtask,
     Planning,
+    Ready,
+    SubtaskState,
     SubtaskView,
     TaskList,
+    TaskState,
     TaskSummary,
     TaskView,
+    Transition,
 )
 
-OPEN_STATES = ("pending", "ready", "queued", "running")
+OPEN_STATES = (SubtaskState.PENDING, SubtaskState.READY, SubtaskState.QUEUED, SubtaskState.RUNNING)
 MIGRATION_LOCK = 7_271_000  # advisory lock id: one migrator at a time
-
-
-@dataclass(frozen=True)
-class Ready:
-    """A subtask that may run now: what the queue needs to carry it."""
-
-    task_id: str
-    subtask_id: str
-    pool: str
-    rank: float
-    priority: int
-
-
-@dataclass
-class Claim:
-    task_id: str
-    subtask_id: str
-    tool: str
-    pool: str
-    arguments: dict[str, Any]
-    depends_on: list[str]
-    attempts: int
-    max_attempts: int | None
-    retryable: bool
-    timeout_s: float | None
-    last_agent_id: str | None
-    deadline: datetime | None
-    ready_at: datetime | None
-    interrupted_on: str | None = None  # replica a dead dispatcher's call was on (this claim reclaims it)
-
-
-@dataclass(frozen=True)
-class ClaimRequest:
-    """One subtask a dispatcher wants to run, and the replica it means to run it on."""
-
-    task_id: str
-    subtask_id: str
-    agent_id: str | None = None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How one subtask ended, as a dispatcher reports it."""
-
-    task_id: str
-    subtask_id: str
-    state: str
-    result: Any = None
-    error: str | None = None
-    agent_id: str | None = None
-
-    def event(self) -> dict[str, Any]:
-        """The event log entry: its kind and its data."""
-        data = {"agent_id": self.agent_id, **({"error": self.error} if self.error else {})}
-        return {"kind": f"subtask_{self.state}", **data}
-
-
-@dataclass
-class Transition:
-    """What one finished subtask set in motion."""
-
-    released: list[Ready] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    task_state: str | None = None  # set when this transition finished the task
+Closing = Callable[[TaskView], str]  # a finished task's closing message, written with its final state
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -204,8 +147,8 @@ class Store:
         rows = []
         ready: list[Ready] = []
         for seq, s in enumerate(subtasks):
-            state = "pending" if s.depends_on or s.after else "ready"
-            if state == "ready":
+            state = SubtaskState.PENDING if s.depends_on or s.after else SubtaskState.READY
+            if state == SubtaskState.READY:
                 ready.append(Ready(str(task_id), s.id, s.pool, s.rank, priority))
             rows.append(
                 (
@@ -271,7 +214,7 @@ class Store:
         ready: list[Ready] = []
         async with self.pool.acquire() as conn, conn.transaction():
             task = await conn.fetchrow("SELECT state, priority FROM tasks WHERE id = $1 FOR UPDATE", UUID(task_id))
-            if task is None or task["state"] != "running":
+            if task is None or task["state"] != TaskState.RUNNING:
                 raise errors.InvalidRequest(f"task {task_id} is not running; nothing was added")
             seq = await conn.fetchval(
                 "SELECT coalesce(max(seq), 0) + 1 FROM subtasks WHERE task_id = $1", UUID(task_id)
@@ -281,8 +224,8 @@ class Store:
                 for r in await conn.fetch("SELECT id, state FROM subtasks WHERE task_id = $1", UUID(task_id))
             }
             for i, s in enumerate(subtasks):
-                deps_open = any(done.get(d) != "succeeded" for d in s.depends_on)
-                state = "pending" if deps_open else "ready"
+                deps_open = any(done.get(d) != SubtaskState.SUCCEEDED for d in s.depends_on)
+                state = SubtaskState.PENDING if deps_open else SubtaskState.READY
                 await conn.execute(
                     "INSERT INTO subtasks (task_id, id, seq, tool, pool, arguments, depends_on, state, rank,"
                     " retryable, timeout_s, max_attempts, handoff_depth, parent_id, ready_at)"
@@ -303,7 +246,7 @@ class Store:
                     depth,
                     parent_id,
                 )
-                if state == "ready":
+                if state == SubtaskState.READY:
                     ready.append(Ready(task_id, s.id, s.pool, s.rank, task["priority"]))
             await self._event(
                 conn, UUID(task_id), parent_id, "handoff", {"added": [s.id for s in subtasks], "depth": depth}
@@ -396,7 +339,7 @@ class Store:
         )
         if current is None:
             return "gone"
-        if current["state"] == "running" and current["leased"]:
+        if current["state"] == SubtaskState.RUNNING and current["leased"]:
             return "leased"
         if current["early"]:
             return "early"
@@ -431,10 +374,11 @@ class Store:
         )
         return {r["id"]: r["result"] for r in rows}
 
-    async def finish_many(self, outcomes: Sequence[Outcome], owner: str) -> list[Transition | None]:
+    async def finish_many(self, outcomes: Sequence[Outcome], owner: str, closing: Closing) -> list[Transition | None]:
         """Record terminal outcomes and move their graphs on, in one transaction; answers in the order given:
         None for an outcome whose subtask this owner no longer holds, else a Transition. Each task's
-        transition goes to the first of its outcomes, the task's others get an empty one."""
+        transition goes to the first of its outcomes, the task's others get an empty one. A task this
+        finishes gets its closing message in the same transaction."""
         assert all(o.state in TERMINAL_SUBTASK_STATES for o in outcomes)
         async with self.pool.acquire() as conn, conn.transaction():
             # every task row lock first, in id order: a cancel (task, then subtasks) cannot form a cycle with it
@@ -477,10 +421,13 @@ class Store:
                     UUID(task_id),
                     task_states[task_id],
                     changed=[o.subtask_id for o in theirs],
-                    failed=[o.subtask_id for o in theirs if o.state != "succeeded"],
+                    failed=[o.subtask_id for o in theirs if o.state != SubtaskState.SUCCEEDED],
                 )
                 for task_id, theirs in done.items()
             }
+            for task_id, transition in transitions.items():
+                if transition.task_state:
+                    await self._close(conn, task_id, closing)
         return [
             (transitions.pop(o.task_id, None) or Transition()) if changed else None
             for o, changed in zip(outcomes, mine, strict=True)
@@ -510,7 +457,7 @@ class Store:
             if skipped:
                 out.skipped += skipped
                 await self._event(conn, tid, None, "subtasks_skipped", {"ids": skipped, "because": [failed_id]})
-        if task_state != "running":
+        if task_state != TaskState.RUNNING:
             return out
         rows = await conn.fetch(
             "WITH released AS ("
@@ -581,8 +528,9 @@ class Store:
         return result.endswith(" 1")
 
     # ------------------------------------------------------------------ cancellation and deadlines
-    async def cancel_task(self, task_id: str, reason: str, final_state: str = "cancelled") -> bool:
-        """Stop a running task: every unfinished subtask becomes cancelled. False if it had already ended."""
+    async def cancel_task(self, task_id: str, reason: str, final_state: TaskState, closing: Closing) -> bool:
+        """Stop a running task: every unfinished subtask becomes cancelled, and the task ends in ``final_state``
+        with its closing message, in one transaction. False if it had already ended."""
         tid = UUID(task_id)
         async with self.pool.acquire() as conn, conn.transaction():
             changed = await conn.fetchval(
@@ -602,7 +550,38 @@ class Store:
                 reason,
             )
             await self._event(conn, tid, None, f"task_{final_state}", {"reason": reason})
+            await self._close(conn, task_id, closing)
         return True
+
+    async def _close(self, conn: asyncpg.Connection, task_id: str, closing: Closing) -> None:
+        """Write a task's closing message, inside the transaction that ends it (readers never see one alone)."""
+        view = await self._task_view(conn, task_id)
+        await conn.execute("UPDATE tasks SET message = $2 WHERE id = $1", UUID(task_id), closing(view))
+
+    async def orphans(self, all_queued: bool, lease_expired_s: float) -> list[tuple[Ready, float]]:
+        """Open subtasks of running tasks that may have lost their stream message, with the seconds left of
+        their backoff: every queued one when ``all_queued`` (Redis lost its data), and running ones whose lease
+        ran out more than ``lease_expired_s`` ago (a live stream message would have been reclaimed by then)."""
+        rows = await self.pool.fetch(
+            "SELECT s.task_id, s.id, s.pool, s.rank, t.priority,"
+            " greatest(0, extract(epoch FROM s.not_before - now()))::float8 AS delay"
+            " FROM subtasks s JOIN tasks t ON t.id = s.task_id WHERE t.state = 'running' AND s.finished_at IS NULL"
+            " AND ((s.state = 'queued' AND $1)"
+            "  OR (s.state = 'running' AND s.lease_until < now() - make_interval(secs => $2)))",
+            all_queued,
+            lease_expired_s,
+        )
+        return [
+            (Ready(str(r["task_id"]), r["id"], r["pool"], r["rank"], r["priority"]), r["delay"] or 0.0) for r in rows
+        ]
+
+    async def running_tasks(self) -> tuple[int, float]:
+        """(tasks running now, age in seconds of the oldest of them)."""
+        row = await self.pool.fetchrow(
+            "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest"
+            " FROM tasks WHERE state = 'running'"
+        )
+        return int(row["n"]), float(row["oldest"])
 
     async def overdue_tasks(self) -> list[str]:
         rows = await self.pool.fetch("SELECT id FROM tasks WHERE state = 'running' AND deadline < now() LIMIT 100")
@@ -622,14 +601,20 @@ class Store:
         return {r["state"]: r["n"] for r in rows}
 
     async def task_view(self, task_id: str, include_subtasks: bool = True) -> TaskView:
+        async with self.pool.acquire() as conn:
+            return await self._task_view(conn, task_id, include_subtasks)
+
+    @staticmethod
+    async def _task_view(conn: asyncpg.Connection, task_id: str, include_subtasks: bool = True) -> TaskView:
         tid = UUID(task_id)
-        task = await self.pool.fetchrow("SELECT * FROM tasks WHERE id = $1", tid)
+        task = await conn.fetchrow("SELECT * FROM tasks WHERE id = $1", tid)
         if task is None:
             raise errors.NotFound(f"no task {task_id}")
-        counts = await self.progress(task_id)
+        rows = await conn.fetch("SELECT state, count(*) AS n FROM subtasks WHERE task_id = $1 GROUP BY state", tid)
+        counts = {r["state"]: r["n"] for r in rows}
         subtasks = []
         if include_subtasks:
-            for r in await self.pool.fetch("SELECT * FROM subtasks WHERE task_id = $1 ORDER BY seq", tid):
+            for r in await conn.fetch("SELECT * FROM subtasks WHERE task_id = $1 ORDER BY seq", tid):
                 subtasks.append(
                     SubtaskView(
                         id=r["id"],
@@ -749,9 +734,6 @@ class Store:
             subtask_id,
         )
         return [(r["tool"], r["arguments"]) for r in rows]
-
-    async def set_message(self, task_id: str, message: str) -> None:
-        await self.pool.execute("UPDATE tasks SET message = $2 WHERE id = $1", UUID(task_id), message)
 
     async def event(self, task_id: str, subtask_id: str | None, kind: str, data: dict[str, Any]) -> None:
         async with self.pool.acquire() as conn:

@@ -16,13 +16,13 @@ import anyio
 import structlog
 from github import Auth, Github, GithubException
 
-from reynolds.models import TaskView
+from reynolds.models import SubtaskState, TaskState, TaskView
 
 log = structlog.get_logger("reynolds.tracking")
 MAX_FAILURES = 5
 BATCH = 10
 SYNC_EVERY_S = 5.0
-MARKS = {"succeeded": "x", "failed": "x", "skipped": " ", "cancelled": " "}
+MARKS = {SubtaskState.SUCCEEDED: "x", SubtaskState.FAILED: "x", SubtaskState.SKIPPED: " ", SubtaskState.CANCELLED: " "}
 
 
 def render(view: TaskView) -> str:
@@ -62,7 +62,7 @@ class GitHubTracker:
             issue.edit(
                 body=render(view),
                 state="closed",
-                state_reason="completed" if view.state == "succeeded" else "not_planned",
+                state_reason="completed" if view.state == TaskState.SUCCEEDED else "not_planned",
             )
         else:
             issue.edit(body=render(view))
@@ -71,7 +71,7 @@ class GitHubTracker:
         """Open or update the tracking issue of ``view`` (closing it when the task has ended); its number."""
         if issue is None:
             issue = await anyio.to_thread.run_sync(self._open, view)
-        await anyio.to_thread.run_sync(self._update, issue, view, view.state != "running")
+        await anyio.to_thread.run_sync(self._update, issue, view, view.state != TaskState.RUNNING)
         return issue
 
 

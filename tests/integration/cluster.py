@@ -112,6 +112,8 @@ class Cluster:
     agent_key: str = field(default_factory=lambda: uuid.uuid4().hex)
     reynolds: list[Proc] = field(default_factory=list)
     agents: list[Proc] = field(default_factory=list)
+    database_url: str = DATABASE_URL  # chaos tests point these at a Postgres and a Redis of their own
+    redis_url: str = REDIS_URL
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -136,9 +138,9 @@ class Cluster:
         return {
             **os.environ,
             **FAST_SETTINGS,
-            "REYNOLDS_DATABASE_URL": DATABASE_URL,
+            "REYNOLDS_DATABASE_URL": self.database_url,
             "REYNOLDS_DATABASE_SCHEMA": self.schema,
-            "REYNOLDS_REDIS_URL": REDIS_URL,
+            "REYNOLDS_REDIS_URL": self.redis_url,
             "REYNOLDS_KEY_PREFIX": self.prefix,
             "REYNOLDS_CLIENT_TOKENS_FILE": str(self.workdir / "client_token"),
             "REYNOLDS_AGENT_KEY_FILE": str(self.workdir / "agent_key"),
@@ -195,7 +197,7 @@ class Cluster:
 
     def wait_registered(self, agent_ids: list[str], timeout_s: float = 20.0) -> None:
         """Until every named agent is registered in Redis."""
-        r = redis.Redis.from_url(REDIS_URL)
+        r = redis.Redis.from_url(self.redis_url)
         deadline = time.monotonic() + timeout_s
         try:
             while time.monotonic() < deadline:
@@ -224,7 +226,7 @@ class Cluster:
     def close(self) -> None:
         for proc in [*self.agents, *self.reynolds]:
             proc.stop(timeout_s=5)
-        r = redis.Redis.from_url(REDIS_URL)
+        r = redis.Redis.from_url(self.redis_url)
         try:
             keys = list(r.scan_iter(f"{self.prefix}:*"))
             if keys:
@@ -234,7 +236,7 @@ class Cluster:
         import anyio
 
         async def drop() -> None:
-            conn = await asyncpg.connect(DATABASE_URL)
+            conn = await asyncpg.connect(self.database_url)
             try:
                 await conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
             finally:
@@ -244,8 +246,10 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def cluster(workdir: Path, **settings: str) -> Iterator[Cluster]:
-    c = Cluster(workdir, settings=dict(settings))
+def cluster(
+    workdir: Path, database_url: str = DATABASE_URL, redis_url: str = REDIS_URL, **settings: str
+) -> Iterator[Cluster]:
+    c = Cluster(workdir, settings=dict(settings), database_url=database_url, redis_url=redis_url)
     try:
         yield c
     finally:

@@ -17,7 +17,7 @@ from mcp import Client
 
 from reynolds.client import ProgressFn, call
 from reynolds.models import TERMINAL_TASK_STATES
-from tests.integration.cluster import DATABASE_URL, Cluster, Proc, cluster
+from tests.integration.cluster import Cluster, Proc, cluster
 
 
 @pytest.fixture
@@ -107,7 +107,7 @@ async def metrics_text(proc: Proc) -> str:
 
 async def sql(c: Cluster, query: str, *args: Any) -> list[asyncpg.Record]:
     """Read the cluster's own schema directly: what Reynolds stored, not what it says it stored."""
-    conn = await asyncpg.connect(DATABASE_URL, server_settings={"search_path": c.schema})
+    conn = await asyncpg.connect(c.database_url, server_settings={"search_path": c.schema})
     try:
         return await conn.fetch(query, *args)
     finally:

@@ -52,8 +52,9 @@ async def test_push_orders_by_priority_then_rank(queue: TaskQueue) -> None:
 
 async def test_push_goes_to_each_pools_own_stream(queue: TaskQueue, redis_client: aioredis.Redis, keys: Keys) -> None:
     await queue.push([ready("a"), ready("b", pool="code"), ready("c", pool="code")])
-    assert await redis_client.xlen(keys.stream(POOL)) == 1
-    assert await redis_client.xlen(keys.stream("code")) == 2
+    assert (await queue.depth(POOL))[0] == 1 and (await queue.depth("code"))[0] == 2
+    assert [m.subtask_id for m in await queue.read("code", "c1", count=5, block_ms=100)] == ["b", "c"]
+    assert await redis_client.xlen(keys.stream(POOL)) == 1  # a message waits to wake a blocked reader
     assert await queue.pools() == {POOL, "code"}
 
 
@@ -122,7 +123,7 @@ async def test_move_due_respects_its_limit(queue: TaskQueue, redis_client: aiore
         await queue.push_later(ready(f"r{i}"), 0.0)
     assert await queue.move_due(limit=3) == 3
     assert await redis_client.zcard(keys.delayed) == 2
-    assert await redis_client.xlen(keys.stream(POOL)) == 3
+    assert (await queue.depth(POOL))[0] == 3
 
 
 async def test_depth_counts_messages_and_the_age_of_the_oldest(queue: TaskQueue) -> None:
@@ -143,7 +144,7 @@ async def test_dead_letter_writes_to_the_dead_stream(
 ) -> None:
     await queue.push([ready("doomed")])
     [message] = await queue.read(POOL, "c1", count=1, block_ms=100)
-    await queue.dead_letter(message, "x" * 5000, attempts=4)
+    await queue.dead_letter(message.pool, message.task_id, message.subtask_id, "x" * 5000, attempts=4)
     [(_id, fields)] = await redis_client.xrange(keys.dead)
     fields = {k.decode(): v.decode() for k, v in fields.items()}
     assert fields["subtask_id"] == "doomed" and fields["pool"] == POOL and fields["attempts"] == "4"
@@ -158,3 +159,45 @@ async def test_a_second_queue_on_the_same_keys_shares_the_group(redis_client: ai
     await one.push([ready("a")])
     [m] = await two.read(POOL, "c2", count=1, block_ms=100)
     assert m.subtask_id == "a"
+
+
+async def test_a_read_after_redis_lost_its_data_recreates_the_group(
+    queue: TaskQueue, redis_client: aioredis.Redis, keys: Keys
+) -> None:
+    await queue.push([ready("before")])
+    assert [m.subtask_id for m in await queue.read(POOL, "c1", count=5, block_ms=100)] == ["before"]
+    await redis_client.delete(keys.stream(POOL), keys.pools)  # what a restart without data leaves: nothing
+    await queue.push([ready("after")])  # the stream comes back without its group
+    assert [m.subtask_id for m in await queue.read(POOL, "c1", count=5, block_ms=100)] == ["after"]
+    assert await queue.pools() == {POOL}
+    await queue.renew(POOL, "c1", [])  # and the group commands work again
+    assert await queue.reclaim(POOL, "c2", min_idle_s=0, count=5) != []
+
+
+async def test_lost_data_is_reported_once_per_loss(queue: TaskQueue, redis_client: aioredis.Redis, keys: Keys) -> None:
+    assert await queue.lost_data() is True  # a Redis Reynolds has never written to: nothing to trust
+    assert await queue.lost_data() is False
+    other = TaskQueue(redis_client, keys)  # another Reynolds process
+    assert await other.lost_data() is False
+    await redis_client.delete(keys.epoch)
+    assert [await other.lost_data(), await queue.lost_data()] == [True, False]
+
+
+async def test_priority_holds_across_the_whole_backlog_not_only_what_was_read(queue: TaskQueue) -> None:
+    await queue.push([ready(f"bulk{i}", rank=1) for i in range(500)])
+    first = await queue.read(POOL, "c1", count=10, block_ms=100)  # a dispatcher holds its prefetch
+    assert len(first) == 10
+    await queue.push([ready("critical", rank=50), ready("urgent", rank=1, priority=5)])
+    got = await queue.read(POOL, "c2", count=2, block_ms=100)  # any process: the two most urgent come next
+    assert [m.subtask_id for m in got] == ["urgent", "critical"]
+    assert (await queue.depth(POOL))[0] == 502
+
+
+async def test_entries_acked_but_left_in_the_stream_do_not_stall_the_backlog(
+    queue: TaskQueue, redis_client: aioredis.Redis, keys: Keys
+) -> None:
+    await queue.push([ready(f"s{i}") for i in range(3)])
+    for m in await queue.read(POOL, "c1", count=3, block_ms=100):
+        await redis_client.xack(keys.stream(POOL), CONSUMER_GROUP, m.id)  # acked, the XDEL lost
+    await queue.push([ready("next"), ready("then")])
+    assert [m.subtask_id for m in await queue.read(POOL, "c1", count=5, block_ms=100)] == ["next", "then"]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from reynolds import errors
-from reynolds.models import Plan, PlannedSubtask
+from reynolds.models import Plan, PlannedSubtask, TaskState, TaskView
 from reynolds.plan import build_plan
 from reynolds.store import ClaimRequest, Outcome, Store, Transition
 
@@ -21,6 +21,10 @@ pytestmark = pytest.mark.anyio
 CATALOG = {"echo": {"workbench"}, "lint": {"code"}}
 OWNER = "dispatcher-1"
 OTHER = "dispatcher-2"
+
+
+def closing(view: TaskView) -> str:
+    return f"closing words: {view.state}, {view.counts}"
 
 
 def planned(*subtasks: dict[str, Any], strategy: str = "parallel") -> list[PlannedSubtask]:
@@ -43,7 +47,7 @@ async def submit(store: Store, *subtasks: dict[str, Any], priority: int = 0, str
 
 async def finish(store: Store, task_id: str, sid: str, owner: str, state: str, **outcome: Any) -> Transition | None:
     """One outcome, as a dispatcher reports it (through the batched call it uses)."""
-    return (await store.finish_many([Outcome(task_id, sid, state, **outcome)], owner))[0]
+    return (await store.finish_many([Outcome(task_id, sid, state, **outcome)], owner, closing))[0]
 
 
 async def run(store: Store, task_id: str, sid: str, state: str = "succeeded", result: Any = None):
@@ -169,7 +173,7 @@ async def test_finish_many_moves_several_tasks_on_in_one_transaction(store: Stor
         Outcome(first, "a", "succeeded", result={"v": 3}),  # a duplicate: not stored twice
         Outcome(first, "c", "succeeded"),  # never claimed
     ]
-    got = await store.finish_many(outcomes, OWNER)
+    got = await store.finish_many(outcomes, OWNER, closing)
     a, p, b, again, c = got
     assert again is None and c is None
     assert a is not None and [r.subtask_id for r in a.released] == ["c"] and a.skipped == ["e", "f"]
@@ -203,7 +207,7 @@ async def test_batched_claims_queueing_and_a_cancel_of_one_task_never_wait_on_ea
             store.claim_many([ClaimRequest(task_id, r.subtask_id) for r in halves[0]], OWNER, 30),
             store.claim_many([ClaimRequest(task_id, r.subtask_id) for r in reversed(halves[1])], OTHER, 30),
             store.mark_queued(rng.sample(ready, len(ready))),
-            store.cancel_task(task_id, "stop"),
+            store.cancel_task(task_id, "stop", TaskState.CANCELLED, closing),
             return_exceptions=True,
         )
         assert not [o for o in outcomes if isinstance(o, BaseException)], outcomes
@@ -273,6 +277,7 @@ async def test_diamond_join_is_released_only_after_both_dependencies(store: Stor
     assert after_d.released == [] and after_d.task_state == "succeeded"
     view = await store.task_view(task_id)
     assert view.state == "succeeded" and view.finished_at is not None
+    assert view.message == closing(view)  # state and closing message land in one transaction
 
 
 async def test_concurrent_finishes_of_both_dependencies_release_the_join_exactly_once(store: Store) -> None:
@@ -335,11 +340,12 @@ async def test_cancel_task_cancels_open_subtasks_once(store: Store) -> None:
     task_id, _ = await submit(store, node("a"), node("b"), node("c", "b"))
     await run(store, task_id, "a")
     await store.claim(task_id, "b", OWNER, 30)
-    assert await store.cancel_task(task_id, "asked to stop") is True
+    assert await store.cancel_task(task_id, "asked to stop", TaskState.CANCELLED, closing) is True
     assert await states(store, task_id) == {"a": "succeeded", "b": "cancelled", "c": "cancelled"}
     view = await store.task_view(task_id)
     assert view.state == "cancelled" and view.error == "asked to stop"
-    assert await store.cancel_task(task_id, "again") is False
+    assert view.message == closing(view)  # written in the transaction that ended the task
+    assert await store.cancel_task(task_id, "again", TaskState.CANCELLED, closing) is False
     assert await finish(store, task_id, "b", OWNER, "succeeded") is None
     claim, why = await store.claim(task_id, "c", OWNER, 30)
     assert claim is None and why == "state cancelled, task cancelled"
@@ -444,7 +450,7 @@ async def test_list_tasks_pages_newest_first(store: Store) -> None:
     for _ in range(5):
         task_id, _ = await submit(store, node("a"))
         ids.append(task_id)
-    await store.cancel_task(ids[1], "stop")
+    await store.cancel_task(ids[1], "stop", TaskState.CANCELLED, closing)
     page = await store.list_tasks(None, 2, 0)
     assert [t.task_id for t in page.tasks] == [ids[4], ids[3]]
     assert (page.total, page.limit, page.offset) == (5, 2, 0)
