@@ -101,6 +101,15 @@ class Engine:
         return lambda pool, tool: known.get((pool, tool), 1.0)
 
     async def plan(self, plan: Plan, strategy: Strategy = "parallel") -> PlanView:
+        try:
+            return await self._build(plan, strategy)
+        except errors.UnknownTool:
+            # the fleet view is cached for a moment: an agent that registered through another process just
+            # now must not be refused, so read the fleet again before saying no
+            self.registry.forget_cache()
+            return await self._build(plan, strategy)
+
+    async def _build(self, plan: Plan, strategy: Strategy) -> PlanView:
         return build_plan(
             plan,
             await self.registry.catalog(),

@@ -302,6 +302,10 @@ class Registry:
                 await self.redis.srem(self.keys.pool_agents(pool), *gone)
         return found
 
+    def forget_cache(self) -> None:
+        """Read the fleet from Redis on the next look instead of reusing the last read."""
+        self._invalidate()
+
     def _invalidate(self) -> None:
         self._cache = (0.0, [])
         self.changed.set()

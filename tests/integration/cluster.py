@@ -201,7 +201,12 @@ class Cluster:
         deadline = time.monotonic() + timeout_s
         try:
             while time.monotonic() < deadline:
-                found = {k.decode().rsplit(":", 1)[-1] for k in r.scan_iter(f"{self.prefix}:agent:*")}
+                # a complete registration lists tools (a lease claim alone holds only the lease)
+                found = {
+                    k.decode().rsplit(":", 1)[-1]
+                    for k in r.scan_iter(f"{self.prefix}:agent:*")
+                    if r.hexists(k, "tools")
+                }
                 if set(agent_ids) <= found:
                     return
                 time.sleep(0.1)

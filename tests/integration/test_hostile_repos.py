@@ -207,7 +207,7 @@ async def test_the_workspace_copy_of_a_package_is_what_gets_tested(agent_client,
 
 async def test_over_http_a_test_suite_cannot_read_the_agent_process_secrets(reynolds_cluster: Cluster) -> None:
     c = reynolds_cluster
-    token_file = c.workdir / "agent_token"  # 0600: the agent refuses to run anything while others can read it
+    token_file = c.workdir / "agent_token_code"  # 0600: the agent refuses to run anything while others can read it
     c.start_reynolds()
     agent = c.start_agent("code")
     assert agent.popen is not None
@@ -218,11 +218,11 @@ async def test_over_http_a_test_suite_cannot_read_the_agent_process_secrets(reyn
     source = HOSTILE_TESTS.replace("TOKEN_PATH", str(token_file)).replace("AGENT_PID", str(agent.popen.pid))
     (proj / "tests" / "test_escape.py").write_text(source.replace("OUTSIDE", str(outside)))
 
-    async with connect(f"http://127.0.0.1:{agent.port}/mcp", c.agent_token) as client:
+    async with connect(f"http://127.0.0.1:{agent.port}/mcp", c.pool_token("code")) as client:
         result = await client.call_tool("run_pytest", {"path": "proj"})
     assert not result.is_error, result.content[0].text
     assert result.structured_content["passed"] == 1, result.structured_content["output_tail"]
     found = json.loads((proj / "found.json").read_text())
     assert all(v.startswith("blocked") for v in found.values()), found
-    assert c.agent_token not in json.dumps(result.structured_content)
+    assert c.pool_token("code") not in json.dumps(result.structured_content)
     assert gone(int((proj / "DETACHED").read_text()))

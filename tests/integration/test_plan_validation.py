@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from reynolds import errors
-from reynolds.client import call, connect
+from reynolds.client import call
+from tests.integration.agent_side import registered
 from tests.integration.cluster import Cluster
-from tests.integration.conftest import run_plan, sql, start_workbench, wait_task
+from tests.integration.conftest import run_plan, sql, start_workbench, subtask, wait_task, wait_until
 
 MAX_ARGUMENT_BYTES = 300
 MAX_SUBTASKS = 5
@@ -119,15 +120,22 @@ async def test_invalid_plans_are_refused_and_store_nothing(reynolds_cluster: Clu
 
 @pytest.mark.anyio
 async def test_a_handoff_with_a_misspelled_argument_is_refused_and_adds_nothing(reynolds_cluster: Cluster) -> None:
-    reynolds, _ = start_workbench(reynolds_cluster)
+    reynolds = reynolds_cluster.start_reynolds()
+    agent = reynolds_cluster.start_agent("workbench", reynolds=reynolds, MCP_ENDPOINT="")  # registered below
     plan = {"subtasks": [{"id": "parent", "tool": "sleep", "arguments": {"seconds": 3}}]}
+    url = f"{agent.base_url}/mcp"
     async with (
         reynolds_cluster.client() as c,
-        connect(f"{reynolds.base_url}/agents/mcp", reynolds_cluster.agent_token) as agent_side,
+        registered(reynolds, reynolds_cluster.agent_token, "wb-1", "workbench", url) as side,
     ):
         task_id = (await call(c, "orchestrate", {"plan": plan, "wait": False}))["task_id"]
+
+        async def parent_running() -> bool:
+            return subtask(await call(c, "get_task", {"task_id": task_id}), "parent")["state"] == "running"
+
+        await wait_until(parent_running, 10, "the parent to run on wb-1")
         child = {"id": "child", "tool": "echo", "arguments": {"vaule": "found"}}
         with pytest.raises(errors.ReynoldsError, match="subtask 'child': argument 'vaule' is not accepted by echo"):
-            await call(agent_side, "handoff", {"task_id": task_id, "subtask_id": "parent", "subtasks": [child]})
+            await side.handoff(task_id, "parent", child)
         view = await wait_task(c, task_id)
     assert view["state"] == "succeeded" and [s["id"] for s in view["subtasks"]] == ["parent"], view
