@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     github_repo: str = Field("", pattern=r"^([\w.-]+/[\w.-]+)?$", description="owner/name of the tracking repo")
     github_base_url: str = Field("https://api.github.com", description="GitHub Enterprise: https://HOST/api/v3")
 
+    # --- experiments
+    experiments_dir: Path = Field(Path("experiments"), description="where run_experiment finds scenario files by name")
+    experiment_lease_s: float = Field(
+        30.0, gt=0, le=3600, description="a crashed process's experiment is resumed by another after this long"
+    )
+
     # --- presentation
     personality: Literal["on", "off"] = "on"
     log_level: str = "INFO"

@@ -20,6 +20,7 @@ import structlog
 
 from reynolds import errors
 from reynolds.config import Settings
+from reynolds.experiments.lanes import chain_lanes, learned_strategy
 from reynolds.health import CIRCUIT_GAUGE
 from reynolds.keys import Keys
 from reynolds.metrics import Metrics
@@ -76,8 +77,10 @@ class Engine:
             self._estimates = (time.monotonic(), known)
         return lambda pool, tool: known.get((pool, tool), 1.0)
 
-    async def plan(self, plan: Plan, strategy: Strategy = "parallel") -> PlanView:
-        return build_plan(
+    async def plan(self, plan: Plan, strategy: Strategy = "parallel", lanes: int | None = None) -> PlanView:
+        if strategy == "auto":  # experiments hook: the strategy an experiment found best for this plan's shape
+            strategy, lanes = await learned_strategy(self.store.pool, plan, lanes)
+        view = build_plan(
             plan,
             await self.registry.catalog(),
             max_subtasks=self.settings.max_subtasks,
@@ -86,6 +89,7 @@ class Engine:
             strategy=strategy,
             estimate=await self.estimate(),
         )
+        return chain_lanes(view, lanes)  # experiments hook: hybrid's concurrency cap as ordering-only edges
 
     # ------------------------------------------------------------------ submission
     async def submit(
@@ -97,13 +101,14 @@ class Engine:
         timeout_s: float | None = None,
         planning: Planning | None = None,
         track_in_github: bool = False,
+        lanes: int | None = None,
     ) -> tuple[str, PlanView]:
         """Validate, store and queue a plan. Raises a PlanError (and stores nothing) when it cannot run."""
         if track_in_github and not (self.settings.github_token and self.settings.github_repo):
             raise errors.InvalidRequest(
                 "GitHub tracking is not configured: set REYNOLDS_GITHUB_TOKEN_FILE and REYNOLDS_GITHUB_REPO"
             )
-        view = await self.plan(plan, strategy)
+        view = await self.plan(plan, strategy, lanes)
         task_id = uuid.uuid4()
         deadline = datetime.now(UTC) + timedelta(seconds=timeout_s) if timeout_s else None
         ready = await self.store.create_task(

@@ -26,6 +26,7 @@ from reynolds import __version__, errors
 from reynolds.auth import BearerAuth
 from reynolds.config import Settings
 from reynolds.decompose import SYSTEM_PROMPT, parse_plan, plan_from_goal, retry_messages, sampling_messages
+from reynolds.experiments.tools import register_experiment_tools
 from reynolds.models import (
     AgentsView,
     Plan,
@@ -205,6 +206,7 @@ def client_server(holder: Holder, state_key: str) -> MCPServer:
         """The agent fleet, as JSON."""
         return (await agents_view(holder.get())).model_dump_json()
 
+    register_experiment_tools(mcp, holder)
     return mcp
 
 

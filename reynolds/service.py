@@ -19,6 +19,7 @@ from reynolds.autoscale import Autoscaler, Policy, PoolLoad
 from reynolds.config import Settings
 from reynolds.dispatch import Dispatcher
 from reynolds.engine import Engine
+from reynolds.experiments.runner import ExperimentRunner
 from reynolds.keys import Keys
 from reynolds.metrics import Metrics
 from reynolds.pools import apply_pools, load_pools, reload_on_sighup
@@ -96,6 +97,7 @@ async def running(settings: Settings, registry_for_metrics: CollectorRegistry | 
             tg.start_soon(reload_on_sighup, settings.pools_file, registry, sessions, queue.ensure_group)
             tg.start_soon(dispatcher.run)
             tg.start_soon(_upkeep, service, tg)
+            tg.start_soon(ExperimentRunner(service).run)  # experiments: drives and resumes them
             if settings.autoscale:
                 tg.start_soon(_autoscaler(service).run)
             try:
