@@ -108,7 +108,7 @@ class ExperimentRunner:
                 if experiment_id:
                     await self._drive(experiment_id)
             except Exception as err:  # a database hiccup must not end the loop; the lease lets it resume
-                log.warning("experiment runner failed", error=str(err))
+                log.warning("experiment runner failed", error=repr(_innermost(err)))
             if not busy:
                 await anyio.sleep(POLL_S)
 
@@ -153,7 +153,9 @@ class ExperimentRunner:
         for run in pending:
             if not await self._still_running(experiment_id):
                 return
-            task_id = run["task_id"] or await self._adopt_or_submit(experiment_id, run["seq"], run["strategy"], plan)
+            task_id = run["task_id"] or await self._adopt_or_submit(
+                experiment_id, run["seq"], run["strategy"], plan, scenario.timeout_s
+            )
             if task_id is None:
                 return  # cancelled while submitting
             await self._finish_run(experiment_id, run["seq"], task_id, scenario.timeout_s)
@@ -162,13 +164,13 @@ class ExperimentRunner:
             await self._remember(experiment_id, report)
             await self._end(experiment_id, "succeeded", report, None)
 
-    async def _adopt_or_submit(self, experiment_id: str, seq: int, name: str, plan: Plan) -> str | None:
+    async def _adopt_or_submit(
+        self, experiment_id: str, seq: int, name: str, plan: Plan, timeout_s: float
+    ) -> str | None:
         goal = run_goal(experiment_id, seq, name)
         task_id = await self.pool.fetchval("SELECT id::text FROM tasks WHERE goal = $1", goal)
         if task_id is None:
-            strategy, lanes = parse_strategy(name)
-            # workspace: pass the scenario's `workspace` here once Engine.submit takes one (task workspaces)
-            task_id, _ = await self.service.engine.submit(plan, goal, strategy, lanes=lanes)
+            task_id = await self._submit(plan, goal, name, timeout_s)
         state = await self.pool.fetchval(
             "WITH r AS (UPDATE experiment_runs SET task_id = $3 WHERE experiment_id = $1 AND seq = $2)"
             " SELECT state FROM experiments WHERE id = $1",
@@ -180,6 +182,21 @@ class ExperimentRunner:
             await self.service.engine.cancel(task_id, "experiment cancelled")
             return None
         return task_id
+
+    async def _submit(self, plan: Plan, goal: str, name: str, timeout_s: float) -> str:
+        """Submit one run. Right after a restart the agents have not re-registered yet, so a missing tool is
+        waited for (up to the run's timeout) before it fails the experiment."""
+        strategy, lanes = parse_strategy(name)
+        deadline = anyio.current_time() + timeout_s
+        while True:
+            try:
+                # workspace: pass the scenario's `workspace` here once Engine.submit takes one (task workspaces)
+                task_id, _ = await self.service.engine.submit(plan, goal, strategy, lanes=lanes)
+                return task_id
+            except errors.UnknownTool:
+                if anyio.current_time() > deadline:
+                    raise
+                await anyio.sleep(POLL_S)
 
     async def _finish_run(self, experiment_id: str, seq: int, task_id: str, timeout_s: float) -> None:
         engine = self.service.engine
@@ -239,9 +256,8 @@ def report(scenario: Scenario, runs: list[dict[str, Any]]) -> dict[str, Any]:
     by_metric = {
         m: {s: [r["measures"][m] for r in measured if r["strategy"] == s] for s in scenario.strategies} for m in METRICS
     }
-    shown = list(
-        dict.fromkeys([*scenario.metrics, *(c.metric for c in scenario.hypothesis.claims if scenario.hypothesis)])
-    )
+    claimed = [c.metric for c in scenario.hypothesis.claims] if scenario.hypothesis else []
+    shown = list(dict.fromkeys([*scenario.metrics, *claimed]))
     return {
         "name": scenario.name,
         "significance": scenario.significance,
@@ -270,3 +286,9 @@ def winner(by_metric: dict[str, dict[str, list[float]]], scenario: Scenario) -> 
     keeps_success = all(success[best] >= rate for rate in success.values())
     significant = all(p is not None and p < scenario.significance for p in ps)
     return {"strategy": best, "metric": metric, "p_values": ps, "remembered": significant and keeps_success}
+
+
+def _innermost(err: BaseException) -> BaseException:
+    while isinstance(err, BaseExceptionGroup):
+        err = err.exceptions[0]
+    return err

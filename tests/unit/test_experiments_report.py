@@ -73,3 +73,10 @@ def test_the_chart_is_a_png_matplotlib_can_read_back() -> None:
     assert png.startswith(b"\x89PNG")
     pixels = image.imread(io.BytesIO(png), format="png")
     assert pixels.shape[0] > 100 and pixels.shape[1] > 300
+
+
+def test_a_scenario_without_a_hypothesis_still_reports() -> None:
+    plain = parse("name: plain\nworkload: {generate: {component_count: 2}}\nstrategies: [sequential, parallel]\n")
+    r = report(plain, runs())
+    assert r["hypothesis"] is None and r["winner"]["metric"] == "makespan_s"
+    assert "Hypothesis" not in markdown(r)
