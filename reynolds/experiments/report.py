@@ -25,7 +25,8 @@ def markdown(report: dict[str, Any]) -> str:
             "| strategy | n | mean | stdev | 95 % CI | outlier runs |",
             "|---|---|---|---|---|---|",
         ]
-        for strategy, s in by_strategy.items():
+        for strategy in report["strategies"]:
+            s = by_strategy[strategy]
             ci = f"{_f(s['ci95'][0])} - {_f(s['ci95'][1])}" if s["ci95"] else "-"
             lines.append(
                 f"| {strategy} | {s['n']} | {_f(s['mean'])} | {_f(s['stdev'])} | {ci} | {s['outliers'] or ''} |"
@@ -66,7 +67,7 @@ def chart(report: dict[str, Any]) -> bytes:
     metrics = [m for m in CHART_METRICS if m in report["metrics"]] or list(report["metrics"])[:4]
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.0), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
-        strategies = list(report["metrics"][metric])
+        strategies = report["strategies"]
         for i, strategy in enumerate(strategies):
             values = [r["measures"][metric] for r in report["runs"] if r["strategy"] == strategy and r["measures"]]
             ax.scatter([i] * len(values), values, s=12, alpha=0.6, color="tab:blue")

@@ -260,6 +260,7 @@ def report(scenario: Scenario, runs: list[dict[str, Any]]) -> dict[str, Any]:
     shown = list(dict.fromkeys([*scenario.metrics, *claimed]))
     return {
         "name": scenario.name,
+        "strategies": scenario.strategies,  # in the scenario's order (stored JSON objects do not keep one)
         "significance": scenario.significance,
         "runs": [{k: r[k] for k in ("seq", "strategy", "repetition", "task_id", "measures")} for r in runs],
         "metrics": {m: {s: stats.summary(v) for s, v in by_metric[m].items()} for m in shown},
