@@ -16,6 +16,8 @@ from typing import Any
 
 import asyncpg
 
+from reynolds.models import SubtaskState
+
 TASK_SQL = "SELECT created_at, finished_at, state FROM tasks WHERE id = $1::uuid"
 SUBTASKS_SQL = (
     "SELECT state, attempts, ready_at, started_at, finished_at, coalesce(agent_id, last_agent_id) AS agent"
@@ -41,7 +43,9 @@ def measures(task: Any, subtasks: Sequence[Any]) -> dict[str, Any]:
     return {
         "state": task["state"],
         "makespan_s": makespan,
-        "success_rate": sum(s["state"] == "succeeded" for s in subtasks) / len(subtasks) if subtasks else 0.0,
+        "success_rate": sum(s["state"] == SubtaskState.SUCCEEDED for s in subtasks) / len(subtasks)
+        if subtasks
+        else 0.0,
         "retries": float(sum(max(s["attempts"] - 1, 0) for s in subtasks)),
         "overhead_s": sum(w for w in waits if w is not None) / len(waits) if waits else 0.0,
         "parallelism": busy / makespan if makespan else 0.0,

@@ -9,6 +9,7 @@ came between submitting and recording, by the task's goal, which names the run."
 from __future__ import annotations
 
 import uuid
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -20,7 +21,7 @@ from reynolds.experiments import stats
 from reynolds.experiments.lanes import parse_strategy, plan_shape
 from reynolds.experiments.measure import measure
 from reynolds.experiments.scenario import METRICS, Scenario
-from reynolds.models import TERMINAL_TASK_STATES, Plan
+from reynolds.models import TERMINAL_TASK_STATES, Plan, TaskState
 
 if TYPE_CHECKING:
     from reynolds.service import Service
@@ -28,6 +29,13 @@ if TYPE_CHECKING:
 log = structlog.get_logger("reynolds.experiments")
 POLL_S = 0.5  # how often an idle runner looks for an experiment to drive
 LOWER_IS_BETTER = {"makespan_s", "retries", "overhead_s"}
+
+
+class ExperimentState(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 def run_order(strategies: list[str], repetitions: int) -> list[tuple[str, int]]:
@@ -50,12 +58,13 @@ async def create(service: Service, scenario: Scenario) -> str:
     experiment_id = str(uuid.uuid4())
     async with service.store.pool.acquire() as conn, conn.transaction():
         await conn.execute(
-            "INSERT INTO experiments (id, name, scenario, plan, shape, state) VALUES ($1, $2, $3, $4, $5, 'running')",
+            "INSERT INTO experiments (id, name, scenario, plan, shape, state) VALUES ($1, $2, $3, $4, $5, $6)",
             experiment_id,
             scenario.name,
             scenario.model_dump(mode="json"),
             plan.model_dump(mode="json"),
             plan_shape(plan),
+            ExperimentState.RUNNING.value,
         )
         await conn.executemany(
             "INSERT INTO experiment_runs (experiment_id, seq, strategy, repetition) VALUES ($1, $2, $3, $4)",
@@ -141,7 +150,7 @@ class ExperimentRunner:
             try:
                 await self._runs(experiment_id, scenario, plan)
             except errors.InvalidRequest as err:  # the workload no longer runs here (e.g. a tool went away)
-                await self._end(experiment_id, "failed", None, str(err))
+                await self._end(experiment_id, ExperimentState.FAILED, None, str(err))
             tg.cancel_scope.cancel()
 
     async def _runs(self, experiment_id: str, scenario: Scenario, plan: Plan) -> None:
@@ -162,7 +171,7 @@ class ExperimentRunner:
         if await self._still_running(experiment_id):
             report = await build_report(self.pool, experiment_id, scenario)
             await self._remember(experiment_id, report)
-            await self._end(experiment_id, "succeeded", report, None)
+            await self._end(experiment_id, ExperimentState.SUCCEEDED, report, None)
 
     async def _adopt_or_submit(
         self, experiment_id: str, seq: int, name: str, plan: Plan, timeout_s: float
@@ -178,7 +187,7 @@ class ExperimentRunner:
             seq,
             uuid.UUID(task_id),
         )
-        if state != "running":  # cancelled between our check and the submission: its tasks must stop too
+        if state != ExperimentState.RUNNING:  # cancelled between our check and the submission: its tasks must stop too
             await self.service.engine.cancel(task_id, "experiment cancelled")
             return None
         return task_id
@@ -202,7 +211,7 @@ class ExperimentRunner:
         engine = self.service.engine
         view = await engine.wait(task_id, None, timeout_s)
         if view.state not in TERMINAL_TASK_STATES:
-            await engine.cancel(task_id, "experiment run timed out (scenario timeout_s)", final_state="failed")
+            await engine.cancel(task_id, "experiment run timed out (scenario timeout_s)", final_state=TaskState.FAILED)
         if not await self._still_running(experiment_id):
             return
         measures = await measure(self.pool, task_id)
@@ -214,7 +223,10 @@ class ExperimentRunner:
         )
 
     async def _still_running(self, experiment_id: str) -> bool:
-        return await self.pool.fetchval("SELECT state FROM experiments WHERE id = $1", experiment_id) == "running"
+        return (
+            await self.pool.fetchval("SELECT state FROM experiments WHERE id = $1", experiment_id)
+            == ExperimentState.RUNNING
+        )
 
     async def _remember(self, experiment_id: str, report: dict[str, Any]) -> None:
         winner = report.get("winner")
@@ -228,7 +240,9 @@ class ExperimentRunner:
                 winner["strategy"],
             )
 
-    async def _end(self, experiment_id: str, state: str, report: dict[str, Any] | None, error: str | None) -> None:
+    async def _end(
+        self, experiment_id: str, state: ExperimentState, report: dict[str, Any] | None, error: str | None
+    ) -> None:
         await self.pool.execute(
             "UPDATE experiments SET state = $2, report = $3, error = $4, finished_at = now(), lease_owner = NULL"
             " WHERE id = $1 AND state = 'running'",

@@ -4,7 +4,7 @@ No ``from __future__ import annotations``: the SDK reads these tools' annotation
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio
 import asyncpg
@@ -15,11 +15,11 @@ from reynolds import errors
 from reynolds.experiments import runner
 from reynolds.experiments import scenario as scenarios
 from reynolds.experiments.report import markdown
+from reynolds.experiments.runner import ExperimentState
 
 if TYPE_CHECKING:
     from reynolds.server import Holder
 
-ExperimentState = Literal["running", "succeeded", "failed", "cancelled"]
 PROGRESS_POLL_S = 0.5
 
 
@@ -118,7 +118,7 @@ async def follow(pool: asyncpg.Pool, experiment_id: str, ctx: Context) -> Experi
         if current.runs_done != last:
             last = current.runs_done
             await ctx.report_progress(last, current.runs_total, f"{last}/{current.runs_total} runs finished")
-        if current.state != "running":
+        if current.state != ExperimentState.RUNNING:
             return current
         await anyio.sleep(PROGRESS_POLL_S)
 
