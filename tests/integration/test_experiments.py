@@ -204,11 +204,15 @@ async def test_experiment_resumes_after_reynolds_is_killed(reynolds_cluster: Clu
         )
     experiment_id = found["experiment_id"]
 
-    async def one_run_measured() -> bool:
-        rows = await sql(reynolds_cluster, "SELECT count(*) AS n FROM experiment_runs WHERE measures IS NOT NULL")
-        return rows[0]["n"] >= 1
+    async def a_run_in_flight_after_one_measured() -> Any:
+        rows = await sql(
+            reynolds_cluster,
+            "SELECT seq, task_id::text AS task_id, measures IS NOT NULL AS measured FROM experiment_runs ORDER BY seq",
+        )
+        in_flight = [r for r in rows if r["task_id"] and not r["measured"]]
+        return in_flight[0] if in_flight and any(r["measured"] for r in rows) else None
 
-    await wait_until(one_run_measured, 30, "the first run to be measured")
+    caught = await wait_until(a_run_in_flight_after_one_measured, 30, "a run in flight after the first was measured")
     reynolds.kill()
     survivor = respawn(reynolds_cluster, reynolds)
 
@@ -220,6 +224,7 @@ async def test_experiment_resumes_after_reynolds_is_killed(reynolds_cluster: Clu
         done = await call(c, "get_experiment", {"experiment_id": experiment_id})
     assert done["state"] == "succeeded", done
     assert done["runs_done"] == 4 and all(r["measures"] for r in done["runs"])
+    assert done["runs"][caught["seq"]]["task_id"] == caught["task_id"]  # the run in flight kept its task
     # every run has exactly one task: the one in flight at the crash was adopted, not submitted again
     tasks = await sql(
         reynolds_cluster, "SELECT goal FROM tasks WHERE goal LIKE $1", f"experiment {experiment_id} run %"
