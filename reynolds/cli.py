@@ -23,6 +23,7 @@ from rich.table import Table
 
 from reynolds import client as rclient
 from reynolds import errors
+from reynolds.experiments.cli import experiment_group
 
 console = Console(stderr=True)
 STATE_COLOURS = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "running": "cyan", "skipped": "magenta"}
@@ -428,3 +429,6 @@ def _innermost(err: BaseException) -> BaseException:
     while isinstance(err, BaseExceptionGroup):
         err = err.exceptions[0]
     return err
+
+
+main.add_command(experiment_group(url_option, token_option, _run_client))  # experiments: `reynolds experiment`

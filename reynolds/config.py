@@ -123,6 +123,12 @@ class Settings(BaseSettings):
     retention_days: int = Field(30, ge=1, description="finished tasks are purged after this many days")
     purge_interval_s: float = Field(300.0, gt=0, description="how often expired tasks and stale pools are purged")
 
+    # --- experiments
+    experiments_dir: Path = Field(Path("experiments"), description="where run_experiment finds scenario files by name")
+    experiment_lease_s: float = Field(
+        30.0, gt=0, le=3600, description="a crashed process's experiment is resumed by another after this long"
+    )
+
     # --- presentation
     personality: Literal["on", "off"] = "on"
     log_level: str = "INFO"

@@ -26,6 +26,7 @@ from redis.asyncio.client import PubSub
 from reynolds import errors, payload, retry
 from reynolds.batching import Batcher
 from reynolds.config import Settings
+from reynolds.experiments.lanes import chain_lanes, learned_strategy
 from reynolds.keys import Keys
 from reynolds.metrics import Metrics
 from reynolds.models import (
@@ -100,14 +101,17 @@ class Engine:
             self._estimates = (time.monotonic(), known)
         return lambda pool, tool: known.get((pool, tool), 1.0)
 
-    async def plan(self, plan: Plan, strategy: Strategy = "parallel") -> PlanView:
+    async def plan(self, plan: Plan, strategy: Strategy = "parallel", lanes: int | None = None) -> PlanView:
+        if strategy == "auto":  # experiments hook: the strategy an experiment found best for this plan's shape
+            strategy, lanes = await learned_strategy(self.store.pool, plan, lanes)
         try:
-            return await self._build(plan, strategy)
+            view = await self._build(plan, strategy)
         except errors.UnknownTool:
             # the fleet view is cached for a moment: an agent that registered through another process just
             # now must not be refused, so read the fleet again before saying no
             self.registry.forget_cache()
-            return await self._build(plan, strategy)
+            view = await self._build(plan, strategy)
+        return chain_lanes(view, lanes)  # experiments hook: hybrid's concurrency cap as ordering-only edges
 
     async def _build(self, plan: Plan, strategy: Strategy) -> PlanView:
         return build_plan(
@@ -134,13 +138,14 @@ class Engine:
         planning: Planning | None = None,
         track_in_github: bool = False,
         submitter: str | None = None,
+        lanes: int | None = None,
     ) -> tuple[str, PlanView]:
         """Validate, store and queue a plan. Raises a PlanError (and stores nothing) when it cannot run."""
         if track_in_github and not (self.settings.github_token and self.settings.github_repo):
             raise errors.InvalidRequest(
                 "GitHub tracking is not configured: set REYNOLDS_GITHUB_TOKEN_FILE and REYNOLDS_GITHUB_REPO"
             )
-        view = await self.plan(plan, strategy)
+        view = await self.plan(plan, strategy, lanes)
         task_id = uuid.uuid4()
         deadline = datetime.now(UTC) + timedelta(seconds=timeout_s or self.settings.default_task_timeout_s)
         ready = await self.store.create_task(

@@ -40,6 +40,7 @@ from reynolds.auth import (
 )
 from reynolds.config import Settings
 from reynolds.decompose import SYSTEM_PROMPT, parse_plan, plan_from_goal, retry_messages, sampling_messages
+from reynolds.experiments.tools import register_experiment_tools
 from reynolds.models import (
     AgentsView,
     Plan,
@@ -250,6 +251,7 @@ def client_server(holder: Holder, state_key: str) -> MCPServer:
         reads it; the list_agents tool needs the read scope.)"""
         return (await agents_view(holder.get())).model_dump_json()
 
+    register_experiment_tools(mcp, holder)
     return mcp
 
 

@@ -25,6 +25,7 @@ from reynolds.autoscale import Autoscaler, Policy, PoolLoad
 from reynolds.config import Settings
 from reynolds.dispatch import Dispatcher, consumer_name
 from reynolds.engine import Engine
+from reynolds.experiments.runner import ExperimentRunner
 from reynolds.keys import Keys
 from reynolds.leader import Lease
 from reynolds.metrics import Metrics
@@ -134,6 +135,7 @@ async def running(
             tg.start_soon(_guarded, service, "leader", leader.run)
             tg.start_soon(_guarded, service, "upkeep", lambda: _upkeep(service, tg))
             tg.start_soon(_guarded, service, "watchdog", lambda: _watch_dependencies(service))
+            tg.start_soon(_guarded, service, "experiments", ExperimentRunner(service).run)  # drives, resumes them
             if settings.autoscale:
                 tg.start_soon(_guarded, service, "autoscaler", _autoscaler(service).run)
             try:

@@ -1,0 +1,151 @@
+"""The experiment tools on Reynolds' client endpoint. Thin: validate, hand to the runner, read back.
+
+No ``from __future__ import annotations``: the SDK reads these tools' annotations at registration."""
+
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import anyio
+import asyncpg
+from mcp.server.mcpserver import Context, MCPServer
+from pydantic import BaseModel, Field
+
+from reynolds import errors
+from reynolds.experiments import runner
+from reynolds.experiments import scenario as scenarios
+from reynolds.experiments.report import markdown
+from reynolds.experiments.runner import ExperimentState
+
+if TYPE_CHECKING:
+    from reynolds.server import Holder
+
+PROGRESS_POLL_S = 0.5
+
+
+class RunView(BaseModel):
+    seq: int
+    strategy: str
+    repetition: int
+    task_id: str | None
+    measures: dict[str, Any] | None = Field(description="null until the run's task has ended")
+
+
+class ExperimentView(BaseModel):
+    experiment_id: str
+    name: str
+    state: ExperimentState
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    runs_total: int
+    runs_done: int
+    runs: list[RunView]
+    report: dict[str, Any] | None = Field(description="statistics, verdict and winner once every run has ended")
+    markdown: str | None = Field(description="the report as Markdown")
+
+
+class ExperimentSummary(BaseModel):
+    experiment_id: str
+    name: str
+    state: ExperimentState
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class ExperimentList(BaseModel):
+    experiments: list[ExperimentSummary]
+
+
+def register_experiment_tools(mcp: MCPServer, holder: "Holder") -> None:
+    @mcp.tool()
+    async def run_experiment(
+        ctx: Context,
+        scenario: Annotated[str | None, Field(max_length=scenarios.MAX_SCENARIO_BYTES)] = None,
+        file: Annotated[str | None, Field(max_length=120)] = None,
+        wait: bool = True,
+    ) -> ExperimentView:
+        """Run a what-if experiment: one workload under several strategies (sequential, parallel, hybrid:K = at most
+        K subtasks at once), each run an ordinary task, strategies interleaved across repetitions. Give the
+        scenario as YAML/JSON text (`scenario`) or the name of a file in the experiments directory (`file`).
+        With wait=true, progress is reported per finished run and the report returned; wait=false returns the
+        id at once (poll get_experiment). Measures come from Reynolds' own records; statistics from scipy."""
+        service = holder.get()
+        if (scenario is None) == (file is None):
+            raise errors.InvalidRequest("give exactly one of scenario (YAML text) or file (a name in experiments/)")
+        text = scenario if file is None else scenarios.read_file(service.settings.experiments_dir, file)
+        experiment_id = await runner.create(service, scenarios.parse(text))
+        if not wait:
+            return await view(service.store.pool, experiment_id)
+        return await follow(service.store.pool, experiment_id, ctx)
+
+    @mcp.tool()
+    async def get_experiment(experiment_id: str) -> ExperimentView:
+        """An experiment: state, every run (strategy, task id, measures) and, once done, the report with its
+        statistics, hypothesis verdict and winner, also as Markdown."""
+        return await view(holder.get().store.pool, experiment_id)
+
+    @mcp.tool()
+    async def list_experiments(
+        state: ExperimentState | None = None,
+        limit: Annotated[int, Field(ge=1, le=200)] = 20,
+        offset: Annotated[int, Field(ge=0)] = 0,
+    ) -> ExperimentList:
+        """Experiments, newest first, optionally only those in one state; paged with limit/offset."""
+        rows = await holder.get().store.pool.fetch(
+            "SELECT id::text AS experiment_id, name, state, created_at, finished_at FROM experiments"
+            " WHERE $1::text IS NULL OR state = $1 ORDER BY created_at DESC LIMIT $2 OFFSET $3",
+            state,
+            limit,
+            offset,
+        )
+        return ExperimentList(experiments=[ExperimentSummary(**dict(r)) for r in rows])
+
+    @mcp.tool()
+    async def cancel_experiment(experiment_id: str) -> ExperimentView:
+        """Stop an experiment: no further runs start and the task of the run in progress is cancelled."""
+        service = holder.get()
+        await view(service.store.pool, experiment_id)  # validates the id and existence first
+        await runner.cancel(service, experiment_id)
+        return await view(service.store.pool, experiment_id)
+
+
+async def follow(pool: asyncpg.Pool, experiment_id: str, ctx: Context) -> ExperimentView:
+    """Report progress (runs finished / runs) until the experiment ends; then its view."""
+    last = -1
+    while True:
+        current = await view(pool, experiment_id)
+        if current.runs_done != last:
+            last = current.runs_done
+            await ctx.report_progress(last, current.runs_total, f"{last}/{current.runs_total} runs finished")
+        if current.state != ExperimentState.RUNNING:
+            return current
+        await anyio.sleep(PROGRESS_POLL_S)
+
+
+async def view(pool: asyncpg.Pool, experiment_id: str) -> ExperimentView:
+    try:
+        uuid.UUID(experiment_id)
+    except ValueError:
+        raise errors.InvalidRequest(f"{experiment_id!r} is not an experiment id (a UUID)") from None
+    row = await pool.fetchrow(
+        "SELECT id::text AS experiment_id, name, state, error, created_at, finished_at, report FROM experiments"
+        " WHERE id = $1::uuid",
+        experiment_id,
+    )
+    if row is None:
+        raise errors.NotFound(f"no experiment {experiment_id}")
+    runs = await pool.fetch(
+        "SELECT seq, strategy, repetition, task_id::text AS task_id, measures FROM experiment_runs"
+        " WHERE experiment_id = $1::uuid ORDER BY seq",
+        experiment_id,
+    )
+    report = row["report"]
+    return ExperimentView(
+        **{k: row[k] for k in ("experiment_id", "name", "state", "error", "created_at", "finished_at")},
+        runs_total=len(runs),
+        runs_done=sum(r["measures"] is not None for r in runs),
+        runs=[RunView(**dict(r)) for r in runs],
+        report=report,
+        markdown=markdown(report) if report else None,
+    )
