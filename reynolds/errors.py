@@ -12,6 +12,8 @@ retry decisions read the class, never the message.
     │   │   ├── BadReference       a {"$from": ...} that points at a non-dependency
     │   │   └── LimitExceeded      names the setting that was exceeded
     │   ├── NotFound               no such task / agent / pool
+    │   ├── WorkspaceError         a task's workspace cannot be made as asked (bad spec, clone failed)
+    │   │   └── WorkspaceTooLarge  over REYNOLDS_WORKSPACE_MAX_BYTES (or a read over its limit)
     │   └── LoopRefused            loop prevention refused a handoff
     ├── DispatchError              a call to an agent did not produce a tool result
     │   ├── AgentUnavailable       no healthy replica, open circuit, connection refused   (retryable)
@@ -76,6 +78,14 @@ class NotFound(InvalidRequest):
 
 
 class LoopRefused(InvalidRequest):
+    pass
+
+
+class WorkspaceError(InvalidRequest):
+    pass
+
+
+class WorkspaceTooLarge(WorkspaceError):
     pass
 
 

@@ -114,7 +114,7 @@ def _summary(tests: list[CaseOutcome], count: dict[str, int], duration_s: float)
 async def run_pytest(sandbox: Sandbox, target: Path, shown: str, args: list[str], timeout_s: float) -> PytestReport:
     """Run ``python -m pytest`` on ``target`` (from its directory) and read the JUnit report it writes."""
     check_args(args)
-    workspace = sandbox.root.resolve()
+    workspace = sandbox.root_for_call().resolve()
     report_rel = f"{REPORT_DIR}/junit-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}.xml"
     report = anyio.Path(workspace / report_rel)
     await report.parent.mkdir(parents=True, exist_ok=True)

@@ -126,7 +126,7 @@ async def lint(sandbox: Sandbox, target: str, standards: PythonStandards, fix: b
     if fix:
         argv.append("--fix")
     result = await sandbox.run([*argv, "--", target], timeout_s=RUFF_TIMEOUT_S)
-    findings = _parse_findings(result, sandbox.root)
+    findings = _parse_findings(result, sandbox.root_for_call())
     counts = Counter(f.code for f in findings)
     fixable = sum(f.fixable for f in findings)
     if findings:
@@ -159,7 +159,7 @@ async def format_code(
     unless ``check_only``."""
     base = [ruff_executable(), "format", *_settings_args(standards)]
     check = await sandbox.run([*base, "--check", "--output-format", "json", "--", target], timeout_s=RUFF_TIMEOUT_S)
-    entries = _parse_findings(check, sandbox.root)
+    entries = _parse_findings(check, sandbox.root_for_call())
     errors = [e for e in entries if e.code != "unformatted"]
     files = sorted({e.file for e in entries if e.code == "unformatted"})
     diff = None

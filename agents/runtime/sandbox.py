@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from agents.runtime.errors import CommandFailed
 from agents.runtime.layers import resolve_inside
+from agents.runtime.workspace import current_root
 
 # Variables a command may inherit; everything else (tokens, keys, passwords) is dropped.
 INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
@@ -55,6 +56,10 @@ class Sandbox:
     timeout_s: float = 120.0
     output_limit: int = 1_000_000
 
+    def root_for_call(self) -> Path:
+        """The current call's task workspace (agents/runtime/workspace.py), else ``root``."""
+        return current_root(self.root)
+
     async def run(
         self,
         argv: Sequence[str],
@@ -66,7 +71,7 @@ class Sandbox:
         """Run ``argv`` (no shell) in ``cwd`` relative to the sandbox root; never raises on a non-zero exit."""
         if not argv or not all(isinstance(a, str) and a for a in argv):
             raise CommandFailed("a command is a non-empty list of non-empty strings")
-        workdir = resolve_inside(self.root, cwd)
+        workdir = resolve_inside(self.root_for_call(), cwd)
         if not workdir.is_dir():
             raise CommandFailed(f"working directory {cwd!r} does not exist in the workspace")
         limit = timeout_s or self.timeout_s
