@@ -18,7 +18,7 @@ import anyio
 import redis.asyncio as aioredis
 import structlog
 
-from reynolds import errors
+from reynolds import errors, workspaces
 from reynolds.config import Settings
 from reynolds.health import CIRCUIT_GAUGE
 from reynolds.keys import Keys
@@ -32,6 +32,7 @@ from reynolds.models import (
     SubtaskSpec,
     TaskList,
     TaskView,
+    WorkspaceSpec,
 )
 from reynolds.personality import closing_message
 from reynolds.plan import build_plan
@@ -97,6 +98,7 @@ class Engine:
         timeout_s: float | None = None,
         planning: Planning | None = None,
         track_in_github: bool = False,
+        workspace: WorkspaceSpec | None = None,
     ) -> tuple[str, PlanView]:
         """Validate, store and queue a plan. Raises a PlanError (and stores nothing) when it cannot run."""
         if track_in_github and not (self.settings.github_token and self.settings.github_repo):
@@ -105,6 +107,7 @@ class Engine:
             )
         view = await self.plan(plan, strategy)
         task_id = uuid.uuid4()
+        tree = await workspaces.prepare(self.settings, str(task_id), workspace)  # before anything is dispatched
         deadline = datetime.now(UTC) + timedelta(seconds=timeout_s) if timeout_s else None
         ready = await self.store.create_task(
             task_id,
@@ -117,6 +120,7 @@ class Engine:
             planning,
             track_in_github,
         )
+        await self.store.set_workspace(str(task_id), tree.model_dump(mode="json"))
         self.metrics.tasks_submitted.inc()
         log.info("task submitted", task_id=str(task_id), subtasks=len(view.subtasks), strategy=view.strategy)
         await self.enqueue(ready)
@@ -190,6 +194,9 @@ class Engine:
     # ------------------------------------------------------------------ outcomes
     async def advance(self, task_id: str, subtask_id: str, state: str, transition: Transition) -> None:
         """Carry a stored outcome forward: queue what it released, tell waiters, finish the task."""
+        if not transition.task_state and (too_big := await workspaces.over_cap(self.settings, task_id)):
+            await self.cancel(task_id, too_big, final_state="failed")
+            return
         await self.enqueue(transition.released)
         await self.publish(task_id, {"subtask": subtask_id, "state": state})
         if transition.task_state:
@@ -197,6 +204,7 @@ class Engine:
 
     async def finalize(self, task_id: str) -> TaskView:
         view = await self.store.task_view(task_id)
+        await workspaces.settle(self.settings, self.store, view)
         message = closing_message(view, self.settings.personality)
         await self.store.set_message(task_id, message)
         view.message = message
@@ -242,6 +250,7 @@ class Engine:
     async def get_task(self, task_id: str, include_events: bool = False) -> TaskView:
         _check_id(task_id)
         view = await self.store.task_view(task_id)
+        await workspaces.settle(self.settings, self.store, view)  # a no-op unless a finisher died before it
         if include_events:
             view.events = await self.store.events(task_id, MAX_EVENTS_SHOWN)
         return view
@@ -279,6 +288,7 @@ class Engine:
                     # the end of a task is announced on its channel; otherwise look again once a second
                     check = event is None or '"task"' in str(event.get("data")) or time.monotonic() - last_check >= 1
         view = await self.store.task_view(task_id)
+        await workspaces.settle(self.settings, self.store, view)  # the finisher may not have stored it yet
         if progress and view.state in TERMINAL_TASK_STATES:
             total = sum(view.counts.values())
             await progress(total, total, f"task {view.state}")

@@ -13,7 +13,7 @@ import structlog
 from anyio.abc import TaskGroup
 from prometheus_client import CollectorRegistry
 
-from reynolds import errors, tracking
+from reynolds import errors, tracking, workspaces
 from reynolds.autoscale import Autoscaler, Policy, PoolLoad
 from reynolds.config import Settings
 from reynolds.dispatch import Dispatcher
@@ -94,6 +94,7 @@ async def running(settings: Settings, registry_for_metrics: CollectorRegistry | 
             await _connect_static_pools(service)
             tg.start_soon(dispatcher.run)
             tg.start_soon(_upkeep, service, tg)
+            tg.start_soon(workspaces.expire_forever, settings, store)
             if settings.autoscale:
                 tg.start_soon(_autoscaler(service).run)
             try:

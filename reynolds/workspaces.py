@@ -33,7 +33,7 @@ from pydantic import BaseModel
 from agents.runtime.workspace import share_tree
 from reynolds import errors
 from reynolds.config import Settings
-from reynolds.models import TaskView, WorkspaceChanges, WorkspaceSpec, WorkspaceView
+from reynolds.models import TERMINAL_TASK_STATES, TaskView, WorkspaceChanges, WorkspaceSpec, WorkspaceView
 
 log = structlog.get_logger("reynolds.workspaces")
 
@@ -162,11 +162,18 @@ def check(settings: Settings, spec: WorkspaceSpec | None) -> None:
 
 # ---------------------------------------------------------------------- preparing
 def tree_of(settings: Settings, task_id: str) -> Path:
-    return settings.workspaces_dir / str(uuid.UUID(task_id))
+    return settings.workspaces_dir / _task_uuid(task_id)
 
 
 def baseline_of(settings: Settings, task_id: str) -> Path:
-    return settings.workspaces_dir / BASELINES / f"{uuid.UUID(task_id)}.git"
+    return settings.workspaces_dir / BASELINES / f"{_task_uuid(task_id)}.git"
+
+
+def _task_uuid(task_id: str) -> str:
+    try:
+        return str(uuid.UUID(task_id))
+    except ValueError as err:
+        raise errors.InvalidRequest(f"{task_id[:80]!r} is not a task id (a UUID)") from err
 
 
 async def prepare(settings: Settings, task_id: str, spec: WorkspaceSpec | None) -> WorkspaceView:
@@ -350,18 +357,28 @@ def _bounded_diff(where: tuple[str, ...], env: dict[str, str], limit: int) -> tu
 
 
 async def settle(settings: Settings, store: Any, view: TaskView) -> None:
-    """At the end of a task: compute its changes, store them with its workspace record, show them in ``view``."""
-    if view.workspace is None:
+    """At the end of a task: compute its changes, store them with its workspace record, show them in ``view``.
+    Does nothing before the end or once they are stored, so every reader of a finished task may call it."""
+    if view.state not in TERMINAL_TASK_STATES or view.workspace is None or view.workspace.changes is not None:
         return
     try:
-        view.workspace.changes = await anyio.to_thread.run_sync(changes_sync, settings, view.task_id)
-        view.workspace.size_bytes = await anyio.to_thread.run_sync(size_of, tree_of(settings, view.task_id))
-    except errors.ReynoldsError as err:
+        changes = await anyio.to_thread.run_sync(changes_sync, settings, view.task_id)
+        size = await anyio.to_thread.run_sync(size_of, tree_of(settings, view.task_id))
+    except (errors.ReynoldsError, OSError) as err:
         view.workspace.notes.append(f"changes unavailable: {err}")
+        return
+    view.workspace.changes, view.workspace.size_bytes = changes, size
     await store.set_workspace(view.task_id, view.workspace.model_dump(mode="json"))
 
 
 # ---------------------------------------------------------------------- reading
+async def read(settings: Settings, store: Any, task_id: str, path: str) -> FileContent:
+    """``read_sync`` for a stored task."""
+    if not await store.task_exists(_task_uuid(task_id)):
+        raise errors.NotFound(f"no task {task_id}")
+    return await anyio.to_thread.run_sync(read_sync, settings, task_id, path)
+
+
 def read_sync(settings: Settings, task_id: str, path: str) -> FileContent:
     """One file of the task's tree: text when it is UTF-8, base64 otherwise; bounded and confined."""
     tree = tree_of(settings, task_id).resolve()

@@ -61,7 +61,7 @@ async def states(store: Store, task_id: str) -> dict[str, str]:
 # ---------------------------------------------------------------- migrations
 
 
-ALL_MIGRATIONS = ["001_core", "002_planning", "003_tracking", "004_hot_updates"]
+ALL_MIGRATIONS = ["001_core", "002_planning", "003_tracking", "004_hot_updates", "005_workspace"]
 
 
 async def test_migrate_is_idempotent_and_records_versions(raw_store: Store) -> None:
