@@ -75,6 +75,7 @@ async def test_migrate_is_idempotent_and_records_versions(raw_store: Store) -> N
         (2, "planning"),
         (3, "tracking"),
         (4, "hot_updates"),
+        (5, "workspace"),
     ]
     tables = await raw_store.pool.fetch(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", raw_store.schema
