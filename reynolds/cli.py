@@ -99,11 +99,19 @@ def migrate() -> None:
     show_default=True,
     help='projects root: `submit --project NAME` works on a copy of NAME under it ("." is the root itself)',
 )
-def up(port: int, agent_port: int, state_dir: Path, with_workbench: bool, projects: Path) -> None:
+@click.option(
+    "--workspaces",
+    "workspaces_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path.home() / ".local" / "state" / "reynolds" / "workspaces",
+    show_default=True,
+    help="where task workspaces are made: outside any git repository, so git in one never finds another",
+)
+def up(port: int, agent_port: int, state_dir: Path, with_workbench: bool, projects: Path, workspaces_dir: Path) -> None:
     """Run the whole system as local processes: Reynolds plus one replica of each agent type, against the
     configured Postgres and Redis (REYNOLDS_DATABASE_URL, REYNOLDS_REDIS_URL). Ctrl-C stops everything."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    workspaces_dir = (state_dir / "workspaces").resolve()
+    workspaces_dir = workspaces_dir.resolve()
     client_token = _token_file(state_dir / "client_token")
     agent_token = _token_file(state_dir / "agent_token")
     repo_context = Path("context").resolve()

@@ -188,6 +188,7 @@ def prepare_sync(settings: Settings, task_id: str, spec: WorkspaceSpec) -> Works
         (settings.workspaces_dir / BASELINES).mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise errors.WorkspaceError(f"cannot create workspaces under {settings.workspaces_dir}: {err}") from err
+    _outside_any_repository(settings.workspaces_dir)
     view = WorkspaceView(source="scratch", path=str(tree))
     try:
         if spec.git:
@@ -204,6 +205,19 @@ def prepare_sync(settings: Settings, task_id: str, spec: WorkspaceSpec) -> Works
         raise
     log.info("workspace prepared", task_id=task_id, source=view.source, size_bytes=view.size_bytes)
     return view
+
+
+def _outside_any_repository(root: Path) -> None:
+    """git finds a repository by walking up from where it runs: in a tree without one of its own (scratch, a
+    copied worktree) it would work on whatever repository holds the workspaces root. Refuse such a root."""
+    try:
+        top = run_git("-C", str(root), "rev-parse", "--show-toplevel").strip()
+    except errors.WorkspaceError:
+        return
+    raise errors.WorkspaceError(
+        f"the workspaces root {root} is inside the git repository {top}; git in a task's tree could change it. "
+        "Put REYNOLDS_WORKSPACES_DIR (and the agents' WORKSPACES_DIR) outside any repository"
+    )
 
 
 def _clone(settings: Settings, spec: WorkspaceSpec, tree: Path) -> WorkspaceView:

@@ -108,6 +108,7 @@ def test_the_projects_root_itself_is_a_project(settings: Settings) -> None:
 
 def test_a_workspaces_root_inside_the_project_is_not_copied_into_itself(tmp_path: Path) -> None:
     settings = Settings(workspaces_dir=tmp_path / "proj" / ".state" / "ws", projects_dir=tmp_path / "proj")
+    # (a project that is not a git repository: one that is would be refused, see below)
     (tmp_path / "proj").mkdir()
     (tmp_path / "proj" / "a.txt").write_text("a")
     _, first = prepare(settings, WorkspaceSpec(project="."))
@@ -289,3 +290,13 @@ def test_expiry_removes_only_trees_past_their_ttl(settings: Settings) -> None:
     removed = anyio.run(ws.expire, settings, store)
     assert sorted(removed) == sorted([old, orphan])
     assert sorted(left_behind(settings)) == sorted([recent, running, f"{recent}.git", f"{running}.git"])
+
+
+def test_a_workspaces_root_inside_a_git_repository_is_refused(tmp_path: Path) -> None:
+    """git run in a tree with no repository of its own would find the one around the workspaces root."""
+    (tmp_path / "repo").mkdir()
+    git(tmp_path / "repo", "init", "-q")
+    settings = Settings(workspaces_dir=tmp_path / "repo" / "ws", projects_dir=tmp_path)
+    with pytest.raises(errors.WorkspaceError, match="inside the git repository"):
+        prepare(settings)
+    assert left_behind(settings) == []
