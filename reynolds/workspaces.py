@@ -39,6 +39,8 @@ log = structlog.get_logger("reynolds.workspaces")
 
 BASELINES = ".baselines"  # under the workspaces root, beside (never inside) the trees
 MAX_CHANGED_FILES = 1000
+# never part of a task's changes: agents' own reports (pytest junit files) and what running the code leaves
+BASELINE_EXCLUDE = (".reynolds/", "__pycache__/", "*.pyc", ".pytest_cache/", ".ruff_cache/")
 GIT_TIMEOUT_S = 120.0
 EXPIRE_EVERY_S = 60.0
 REF_PATTERN = re.compile(r"^(?!-)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/+-]{1,255}(?<![./])$")
@@ -300,7 +302,7 @@ def _snapshot(tree: Path, baseline: Path) -> None:
     what the tree's ``.gitignore`` files ignore, so the diff shows what a reviewer would want to see."""
     where = ("--git-dir", str(baseline), "--work-tree", str(tree))
     run_git("init", "--quiet", "--bare", str(baseline))
-    (baseline / "info" / "exclude").write_text(".reynolds/\n")  # agents' own reports (pytest junit files)
+    (baseline / "info" / "exclude").write_text("\n".join(BASELINE_EXCLUDE) + "\n")
     run_git(*where, "add", "--all", ".")
     run_git(*where, "commit", "--quiet", "--allow-empty", "--no-verify", "-m", "workspace baseline")
 

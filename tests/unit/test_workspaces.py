@@ -76,6 +76,8 @@ def test_scratch_workspace_is_empty_and_its_new_files_are_the_changes(settings: 
     tree = Path(view.path)
     assert view.source == "scratch" and tree == settings.workspaces_dir / task_id and list(tree.iterdir()) == []
     (tree / "notes.txt").write_text("hello\n")
+    (tree / "__pycache__").mkdir()
+    (tree / "__pycache__" / "m.cpython-311.pyc").write_bytes(b"\0")  # what running code leaves is not a change
     changes = ws.changes_sync(settings, task_id)
     assert changes.files == ["notes.txt"] and "+hello" in changes.diff and not changes.truncated
 
