@@ -103,6 +103,8 @@ def run_git(
         )
     except subprocess.TimeoutExpired as err:
         raise errors.WorkspaceError(f"git {args[0] if args else ''} took longer than {timeout_s:g} s") from err
+    except FileNotFoundError as err:
+        raise errors.WorkspaceError("git is not installed where Reynolds runs; task workspaces need it") from err
     if done.returncode != 0:
         message = done.stderr.decode(errors="replace").strip()[-2000:]
         raise errors.WorkspaceError(f"git failed (exit {done.returncode}): {message}")
