@@ -4,13 +4,16 @@ BIN := $(VENV)/bin
 
 .PHONY: setup test lint e2e bench bench-tiny up clean
 
-setup: $(BIN)/reynolds  ## virtualenv with Reynolds and the test tools
+setup: $(BIN)/reynolds $(BIN)/promtool  ## virtualenv with Reynolds and the test tools (promtool included)
 
 $(BIN)/reynolds: pyproject.toml
 	python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
+
+$(BIN)/promtool: $(BIN)/reynolds
+	scripts/promtool.sh $(BIN)
 
 test: setup  ## unit + integration tests (Postgres and Redis on localhost)
 	$(BIN)/pytest tests/unit tests/integration

@@ -12,6 +12,10 @@ Policy, in words:
 - always within ``min_replicas..max_replicas``;
 - after a change it waits ``up_cooldown_s`` before growing again and ``down_cooldown_s`` before
   shrinking, because new replicas need time to register and take work.
+
+With several Reynolds processes only the holder of the fleet lease scales (``leads``). A new leader does not
+know when the last one scaled, and needs not: a decision is an absolute replica count from the shared load,
+so acting again on the same load sets the same count.
 """
 
 from __future__ import annotations
@@ -86,7 +90,8 @@ class Autoscaler:
     """Every ``interval_s``: read each pool's load, decide, and scale the pools whose size should change.
 
     ``read_load(pool)`` and ``scale(pool, replicas)`` are awaited; a failure of either is logged and the
-    pool is tried again next round (the autoscaler never stops the service)."""
+    pool is tried again next round (the autoscaler never stops the service). A round does nothing while
+    ``leads()`` is false (another process holds the fleet lease)."""
 
     def __init__(
         self,
@@ -96,6 +101,7 @@ class Autoscaler:
         policy: Policy | None = None,
         interval_s: float = 15.0,
         clock: Callable[[], float] = time.monotonic,
+        leads: Callable[[], bool] = lambda: True,
     ) -> None:
         self.pools = list(pools)
         self.read_load = read_load
@@ -103,6 +109,7 @@ class Autoscaler:
         self.policy = policy or Policy()
         self.interval_s = interval_s
         self.clock = clock
+        self.leads = leads
         self.last_change: dict[str, float] = {}
 
     async def run(self) -> None:
@@ -111,7 +118,9 @@ class Autoscaler:
             await anyio.sleep(self.interval_s)
 
     async def tick(self) -> list[Decision]:
-        """One round over all pools; returns the decisions taken (changed or not)."""
+        """One round over all pools if this process leads; returns the decisions taken (changed or not)."""
+        if not self.leads():
+            return []
         decisions = []
         for pool in self.pools:
             try:

@@ -9,6 +9,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ def serve(host: str | None, port: int | None) -> None:
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = _or_exit(lambda: Settings(**overrides))
-    configure_logging(settings.log_level, settings.secrets)
+    configure_logging(settings.log_level, settings.secrets, settings.log_format)
     app = _or_exit(lambda: build_app(settings))
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=30)
 
@@ -65,7 +66,10 @@ def agent(agent_type: str | None, port: int | None) -> None:
     _or_exit(lambda: settings.kind)
     if not settings.agent_token:
         raise click.ClickException("no agent token: set AGENT_TOKEN_FILE")
-    configure_logging(os.environ.get("AGENT_LOG_LEVEL", "INFO"), [settings.agent_token])
+    log_format = os.environ.get("AGENT_LOG_FORMAT", "auto")
+    if log_format not in ("auto", "json", "console"):
+        raise click.ClickException(f"AGENT_LOG_FORMAT must be auto, json or console, not {log_format!r}")
+    configure_logging(os.environ.get("AGENT_LOG_LEVEL", "INFO"), [settings.agent_token], log_format)  # type: ignore[arg-type]
     uvicorn.run(build_app(settings), host=settings.agent_host, port=settings.agent_port, log_config=None)
 
 
@@ -109,14 +113,27 @@ def migrate() -> None:
 )
 def up(port: int, agent_port: int, state_dir: Path, with_workbench: bool, projects: Path, workspaces_dir: Path) -> None:
     """Run the whole system as local processes: Reynolds plus one replica of each agent type, against the
-    configured Postgres and Redis (REYNOLDS_DATABASE_URL, REYNOLDS_REDIS_URL). Ctrl-C stops everything."""
+    configured Postgres and Redis (REYNOLDS_DATABASE_URL, REYNOLDS_REDIS_URL) — or, when none is configured
+    and none answers on localhost, embedded ones with their data in the state directory. Each process's
+    log lines are prefixed with its name. Ctrl-C stops everything."""
+    from reynolds import embedded
+
     state_dir.mkdir(parents=True, exist_ok=True)
     workspaces_dir = workspaces_dir.resolve()
     client_token = _token_file(state_dir / "client_token")
     agent_token = _token_file(state_dir / "agent_token")
+    services = _or_exit(
+        lambda: embedded.ensure_services(
+            state_dir, os.environ.get("REYNOLDS_DATABASE_URL"), os.environ.get("REYNOLDS_REDIS_URL")
+        )
+    )
+    for note in services.notes:
+        console.print(note)
     repo_context = Path("context").resolve()
+    log_format = "console" if sys.stderr.isatty() else "json"
     base_env = {
         **os.environ,
+        **services.env,
         "REYNOLDS_PORT": str(port),
         "REYNOLDS_HOST": "127.0.0.1",
         "REYNOLDS_CLIENT_TOKENS_FILE": str(client_token),
@@ -124,8 +141,11 @@ def up(port: int, agent_port: int, state_dir: Path, with_workbench: bool, projec
         "REYNOLDS_PROJECTS_DIR": str(projects.resolve()),
         "REYNOLDS_WORKSPACES_DIR": str(workspaces_dir),
         "WORKSPACES_DIR": str(workspaces_dir),  # the agents see task workspaces where Reynolds makes them
+        "REYNOLDS_LOG_FORMAT": os.environ.get("REYNOLDS_LOG_FORMAT", log_format),
+        "AGENT_LOG_FORMAT": os.environ.get("AGENT_LOG_FORMAT", log_format),
+        "REYNOLDS_AGENT_AUTH": "shared",  # local development: one token for every agent (README, Security)
     }
-    procs: list[subprocess.Popen[bytes]] = [subprocess.Popen([sys.executable, "-m", "reynolds", "serve"], env=base_env)]
+    procs = [_start_prefixed("reynolds", [sys.executable, "-m", "reynolds", "serve"], base_env)]
     kinds = ["devops", "platform", "code", *(["workbench"] if with_workbench else [])]
     package_root = Path(__file__).resolve().parents[1] / "agents"
     for i, kind in enumerate(kinds):
@@ -144,7 +164,7 @@ def up(port: int, agent_port: int, state_dir: Path, with_workbench: bool, projec
             "MEMORY_DIR": str(home / "memory"),
             "WORKSPACE_DIR": str(home / "workspace"),
         }
-        procs.append(subprocess.Popen([sys.executable, "-m", "reynolds", "agent"], env=env))
+        procs.append(_start_prefixed(kind, [sys.executable, "-m", "reynolds", "agent"], env))
     console.print(
         f"[bold]Reynolds[/] on http://127.0.0.1:{port}/mcp with {', '.join(kinds)} agents. "
         f"Client token: {client_token} (the CLI reads it from there). Ctrl-C stops."
@@ -164,7 +184,26 @@ def up(port: int, agent_port: int, state_dir: Path, with_workbench: bool, projec
                 p.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 p.kill()
+        services.stop()
     sys.exit(0 if all(p.returncode in (0, -signal.SIGINT) for p in procs) else 1)
+
+
+PREFIX_WIDTH = 9  # the longest process name (reynolds, workbench) lines up
+
+
+def _start_prefixed(name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start a child whose output lines reach our stderr as ``name | line`` (a thread copies them)."""
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    prefix = f"{name:>{PREFIX_WIDTH}} | ".encode()
+
+    def copy() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            sys.stderr.buffer.write(prefix + line)
+            sys.stderr.buffer.flush()
+
+    threading.Thread(target=copy, name=f"output-{name}", daemon=True).start()
+    return proc
 
 
 def _token_file(path: Path) -> Path:
@@ -410,20 +449,27 @@ def _print_task(task: dict[str, Any]) -> None:
         out.print(f"tracked in GitHub issue #{task['github_issue']}")
     if task.get("workspace"):
         _print_workspace(out, task["workspace"])
-    table = Table("subtask", "tool", "pool", "state", "tries", "agent", "seconds")
-    table.add_column("result / error", overflow="ellipsis", no_wrap=True, max_width=60)
+    rows = []
     for s in task.get("subtasks", []):
         seconds = f"{s['duration_s']:.2f}" if s.get("duration_s") is not None else ""
-        table.add_row(
-            s["id"],
-            s["tool"],
-            s["pool"],
-            _state(s["state"]),
-            str(s["attempts"]),
-            s.get("agent_id") or "",
-            seconds,
-            _outcome(s),
-        )
+        rows.append([s["id"], s["tool"], s["pool"], s["state"], str(s["attempts"]), s.get("agent_id") or "", seconds])
+    names = ("subtask", "tool", "pool", "state", "tries", "agent", "seconds")
+    widths = [max([len(n), *(len(r[i]) for r in rows)]) for i, n in enumerate(names)]
+    room = out.width - sum(widths) - 3 * (len(names) + 1) - 1
+    if room < 16:  # a narrow terminal: one block per subtask instead of a table squeezed to nothing
+        for row, s in zip(rows, task.get("subtasks", []), strict=True):
+            tries = f"{row[4]} {'try' if row[4] == '1' else 'tries'}"
+            out.print(f"{_state(row[3])} [bold]{row[0]}[/] {row[1]} on {row[5] or row[2]}, {tries}, {row[6] or '-'} s")
+            out.print(f"    {_outcome(s)}", overflow="ellipsis", no_wrap=True)
+        if task.get("message"):
+            out.print(task["message"])
+        return
+    table = Table()
+    for name, width in zip(names, widths, strict=True):
+        table.add_column(name, no_wrap=True, min_width=width)
+    table.add_column("result / error", overflow="ellipsis", no_wrap=True, max_width=max(16, min(room, 60)))
+    for row, s in zip(rows, task.get("subtasks", []), strict=True):
+        table.add_row(*row[:3], _state(row[3]), *row[4:], _outcome(s))
     out.print(table)
     if task.get("message"):
         out.print(task["message"])

@@ -28,7 +28,7 @@ def resolve_token(token: str | None = None) -> str:
         return os.environ["REYNOLDS_TOKEN"]
     for candidate in (os.environ.get("REYNOLDS_TOKEN_FILE"), LOCAL_TOKEN_FILE):
         if candidate and Path(candidate).is_file():
-            return Path(candidate).read_text().strip().splitlines()[0]
+            return Path(candidate).read_text().split()[0]  # a tokens-file line: "<token> [name] [scopes]"
     raise errors.InvalidRequest("no client token: pass --token, or set REYNOLDS_TOKEN or REYNOLDS_TOKEN_FILE")
 
 

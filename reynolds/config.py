@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, FilePath, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,8 +38,8 @@ class Settings(BaseSettings):
     allowed_origins: list[str] = Field(default_factory=lambda: ["http://localhost:*", "http://127.0.0.1:*"])
 
     # --- credentials (each also REYNOLDS_<NAME>_FILE)
-    client_tokens: str = Field("", description="client bearer tokens, one per line")
-    agent_token: str = Field("", description="token agents present on /agents/mcp and accept on their /mcp")
+    client_tokens: str = Field("", description="client tokens file: '<token> [name] [scopes]' per line")
+    agent_token: str = Field("", description="legacy shared agent token; only with REYNOLDS_AGENT_AUTH=shared")
     database_password: str = ""
 
     # --- state
@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     max_subtasks: int = Field(10_000, ge=1)
     max_depth: int = Field(200, ge=1, description="longest dependency chain allowed in a plan")
     max_argument_bytes: int = Field(256_000, ge=64, description="JSON size of one subtask's arguments")
+
+    # --- bad input (reynolds/payload.py, reynolds/plan.py)
+    max_result_bytes: int = Field(
+        2 * 1024 * 1024, ge=1024, description="JSON size of one stored result; a larger one is kept as a preview"
+    )
+    max_resolved_argument_bytes: int = Field(
+        32 * 1024 * 1024, ge=64, description="JSON size of one subtask's arguments once $from values are filled in"
+    )
 
     # --- dispatch
     call_timeout_s: float = Field(300.0, gt=0, description="default per-call timeout")
@@ -70,6 +78,9 @@ class Settings(BaseSettings):
     circuit_open_s: float = Field(10.0, gt=0, description="how long an open circuit rejects calls")
     pools_file: Path | None = Field(None, description="YAML file declaring extra pools (MCP servers)")
 
+    # --- pools: TLS to agents and extra pools
+    ca_file: FilePath | None = Field(None, description="PEM CAs trusted for HTTPS to replicas, with the system's")
+
     # --- loop prevention
     max_handoff_depth: int = Field(5, ge=0)
     max_handoff_subtasks: int = Field(50, ge=1, description="subtasks one handoff may add")
@@ -82,6 +93,11 @@ class Settings(BaseSettings):
     autoscale_min: int = Field(1, ge=0)
     autoscale_max: int = Field(10, ge=1)
     autoscale_interval_s: float = Field(15.0, gt=0)
+
+    # --- fleet (several Reynolds processes on one queue)
+    leader_ttl_s: float = Field(
+        10.0, gt=0, description="fleet lease (autoscaler, fleet gauges): a dead holder is replaced after this long"
+    )
 
     # --- GitHub tracking (orchestrate track_in_github=true)
     github_token: str = Field("", description="token that may write issues in github_repo")
@@ -105,15 +121,28 @@ class Settings(BaseSettings):
     workspace_project_exclude: list[str] = Field(
         default_factory=lambda: [".reynolds", ".venv"], description="names never copied from a project"
     )
+    # --- identity and tenancy
+    agent_key: str = Field("", description="key the per-pool agent tokens are derived from (README Security)")
+    agent_auth: Literal["pool", "shared"] = Field("pool", description="pool tokens, or the legacy shared token")
+    agent_networks: list[str] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
+        description="CIDRs a registered agent URL may resolve to",
+    )
+    pool_grace_s: float = Field(300.0, gt=0, description="an empty, unused, undeclared pool is pruned after this")
+    retention_days: int = Field(30, ge=1, description="finished tasks are purged after this many days")
+    purge_interval_s: float = Field(300.0, gt=0, description="how often expired tasks and stale pools are purged")
 
     # --- presentation
     personality: Literal["on", "off"] = "on"
     log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="console (readable, coloured) on a terminal and json otherwise, unless set"
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _secrets(cls, values: dict) -> dict:
-        names = ["client_tokens", "agent_token", "database_password", "github_token"]
+        names = ["client_tokens", "agent_token", "agent_key", "database_password", "github_token"]
         values = read_secret_files(values, names, "REYNOLDS_")
         for name in names:  # a stray space or newline around a token is never part of it
             if isinstance(values.get(name), str):
@@ -122,9 +151,12 @@ class Settings(BaseSettings):
 
     @property
     def client_token_list(self) -> list[str]:
-        return [line.strip() for line in self.client_tokens.splitlines() if line.strip()]
+        """The tokens of the client tokens file (first field of each line; see ``auth.parse_client_tokens``)."""
+        lines = (line.split("#", 1)[0].split() for line in self.client_tokens.splitlines())
+        return [fields[0] for fields in lines if fields]
 
     @property
     def secrets(self) -> list[str]:
         """Values the log redactor must never print."""
-        return [s for s in [*self.client_token_list, self.agent_token, self.database_password, self.github_token] if s]
+        named = [self.agent_token, self.agent_key, self.database_password, self.github_token]
+        return [s for s in [*self.client_token_list, *named] if s]

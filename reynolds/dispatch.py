@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import asyncpg
 import mcp_types as types
 import redis.asyncio as aioredis
 import structlog
@@ -28,13 +29,13 @@ from anyio.abc import TaskGroup
 
 from agents.runtime.idempotency import IDEMPOTENCY_META_KEY
 from agents.runtime.workspace import WORKSPACE_META_KEY
-from reynolds import errors
+from reynolds import errors, payload
 from reynolds.batching import Batcher
 from reynolds.config import Settings
 from reynolds.engine import Engine
 from reynolds.keys import Keys
 from reynolds.metrics import Metrics
-from reynolds.plan import resolve_references
+from reynolds.plan import references, resolve_references
 from reynolds.queue import Message, TaskQueue
 from reynolds.registry import Registry, Replica
 from reynolds.sessions import Sessions
@@ -245,10 +246,11 @@ class Dispatcher:
                 structlog.contextvars.bind_contextvars(agent_id=replica.agent_id)
                 await self.store.assign(claim.task_id, claim.subtask_id, self.consumer, replica.agent_id)
             arguments = claim.arguments
-            if claim.depends_on:
+            if sources := sorted(set(references(arguments))):  # only what is read: a wide join loads nothing
                 try:
-                    arguments = resolve_references(arguments, await self.store.outputs(claim.task_id, claim.depends_on))
-                except errors.BadReference as err:
+                    outputs = await self.store.outputs(claim.task_id, sources)
+                    arguments = resolve_references(arguments, outputs, self.settings.max_resolved_argument_bytes)
+                except errors.PlanError as err:  # a bad path or an oversized fill: the plan's fault, never retried
                     await self._fail(message, claim, str(err), None)
                     return
             timeout = claim.timeout_s or self.settings.call_timeout_s
@@ -268,7 +270,7 @@ class Dispatcher:
             outcome = True  # the replica answered; a tool error is the tool's, not the replica's
             await self._record(message, claim, replica, result, elapsed)
         except errors.DispatchError as err:
-            outcome = False
+            outcome = None if isinstance(err, errors.RemoteError) else False  # an answer: not the replica's fault
             if isinstance(err, errors.TransportError):
                 self.sessions.drop(replica.key)
             if claim is not None:
@@ -308,7 +310,7 @@ class Dispatcher:
     ) -> types.CallToolResult:
         if limit_s <= 0:
             raise errors.CallTimeout("the task's deadline passed before the call could start")
-        connection = await self.sessions.get(replica.endpoint(self.settings.agent_token))
+        connection = await self.sessions.get(replica.endpoint(self.settings))
         meta = {IDEMPOTENCY_META_KEY: f"{claim.task_id}/{claim.subtask_id}", WORKSPACE_META_KEY: claim.task_id}
         log.debug("calling", agent=replica.key, tool=claim.tool, task_id=claim.task_id, subtask_id=claim.subtask_id)
         return await connection.call(claim.tool, arguments, meta, limit_s)
@@ -317,6 +319,7 @@ class Dispatcher:
         self, message: Message, claim: Claim, replica: Replica, result: types.CallToolResult, elapsed: float
     ) -> None:
         text = "\n".join(getattr(c, "text", "") for c in result.content if getattr(c, "type", "") == "text")
+        text = payload.safe_text(text, self.settings.max_result_bytes)
         if result.is_error:
             self._stats.append((claim.pool, claim.tool, False, elapsed, text[:500]))
             if claim.retryable:
@@ -326,11 +329,20 @@ class Dispatcher:
             else:
                 await self._fail(message, claim, text or "tool reported an error", replica.agent_id)
             return
-        output = result.structured_content if result.structured_content is not None else {"text": text}
-        self._stats.append((claim.pool, claim.tool, True, elapsed, None))
-        transition = await self._outcomes.submit(
-            Outcome(claim.task_id, claim.subtask_id, "succeeded", result=output, agent_id=replica.agent_id)
+        output, note = payload.safe_output(
+            result.structured_content if result.structured_content is not None else {"text": text},
+            self.settings.max_result_bytes,
         )
+        self._stats.append((claim.pool, claim.tool, True, elapsed, None))
+        try:
+            transition = await self._outcomes.submit(
+                Outcome(
+                    claim.task_id, claim.subtask_id, "succeeded", result=output, error=note, agent_id=replica.agent_id
+                )
+            )
+        except asyncpg.DataError as err:  # Postgres refused the value itself: running the call again cannot help
+            await self._fail(message, claim, f"the result could not be stored: {err}", replica.agent_id)
+            return
         if transition is None:
             log.warning("result discarded: lease lost", task_id=claim.task_id, subtask_id=claim.subtask_id)
             return

@@ -20,7 +20,6 @@ import structlog
 
 from reynolds import errors, workspaces
 from reynolds.config import Settings
-from reynolds.health import CIRCUIT_GAUGE
 from reynolds.keys import Keys
 from reynolds.metrics import Metrics
 from reynolds.models import (
@@ -86,6 +85,9 @@ class Engine:
             max_argument_bytes=self.settings.max_argument_bytes,
             strategy=strategy,
             estimate=await self.estimate(),
+            tool_specs=await self.registry.tool_specs(),
+            max_result_bytes=self.settings.max_result_bytes,
+            max_resolved_argument_bytes=self.settings.max_resolved_argument_bytes,
         )
 
     # ------------------------------------------------------------------ submission
@@ -98,6 +100,7 @@ class Engine:
         timeout_s: float | None = None,
         planning: Planning | None = None,
         track_in_github: bool = False,
+        submitter: str | None = None,
         workspace: WorkspaceSpec | None = None,
     ) -> tuple[str, PlanView]:
         """Validate, store and queue a plan. Raises a PlanError (and stores nothing) when it cannot run."""
@@ -119,6 +122,7 @@ class Engine:
             view.subtasks,
             planning,
             track_in_github,
+            submitter,
         )
         await self.store.set_workspace(str(task_id), tree.model_dump(mode="json"))
         self.metrics.tasks_submitted.inc()
@@ -255,8 +259,8 @@ class Engine:
             view.events = await self.store.events(task_id, MAX_EVENTS_SHOWN)
         return view
 
-    async def list_tasks(self, state: str | None, limit: int, offset: int) -> TaskList:
-        return await self.store.list_tasks(state, limit, offset)
+    async def list_tasks(self, state: str | None, limit: int, offset: int, submitter: str | None = None) -> TaskList:
+        return await self.store.list_tasks(state, limit, offset, submitter)
 
     async def wait(self, task_id: str, progress: ProgressFn | None = None, timeout_s: float | None = None) -> TaskView:
         """Block until the task ends, reporting (done, total, message) progress along the way."""
@@ -306,30 +310,6 @@ class Engine:
             await self.enqueue(stale)
         for task_id in await self.store.overdue_tasks():
             await self.cancel(task_id, "task timed out (timeout_s passed)", final_state="failed")
-
-    async def refresh_gauges(self) -> None:
-        replicas = await self.registry.replicas()
-        pools = {r.pool for r in replicas} | await self.queue.pools()
-        self.metrics.agents.clear()
-        self.metrics.circuit.clear()
-        for pool in pools:
-            depth, age = await self.queue.depth(pool)
-            self.metrics.queue_depth.labels(pool).set(depth)
-            self.metrics.queue_age.labels(pool).set(age)
-            members = [r for r in replicas if r.pool == pool]
-            healthy = [r for r in members if self.registry.health_of(r).healthy]
-            self.metrics.agents.labels(pool, "healthy").set(len(healthy))
-            self.metrics.agents.labels(pool, "unhealthy").set(len(members) - len(healthy))
-            slots = sum(r.max_concurrency for r in healthy)
-            busy = sum(self.registry.health_of(r).inflight for r in healthy)
-            self.metrics.utilisation.labels(pool).set(busy / slots if slots else 0)
-            self.metrics.inflight.labels(pool).set(sum(self.registry.health_of(r).inflight for r in members))
-            for r in members:
-                self.metrics.circuit.labels(pool, r.agent_id).set(
-                    CIRCUIT_GAUGE[self.registry.health_of(r).circuit.current()]
-                )
-        active = await self.store.pool.fetchval("SELECT count(*) FROM tasks WHERE state = 'running'")
-        self.metrics.tasks_active.set(active)
 
 
 def _check_id(task_id: str) -> None:

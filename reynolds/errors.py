@@ -9,12 +9,17 @@ retry decisions read the class, never the message.
     │   │   ├── CycleError         names the cycle, e.g. "a -> b -> a"
     │   │   ├── UnknownTool        no registered pool offers the tool (or the named pool lacks it)
     │   │   ├── AmbiguousTool      several pools offer it: name one with "pool"
-    │   │   ├── BadReference       a {"$from": ...} that points at a non-dependency
+    │   │   ├── BadReference       a {"$from": ...} that points at a non-dependency, is malformed, or (at
+    │   │   │                      dispatch) finds nothing at its path: the subtask fails once
+    │   │   ├── InvalidArgument    an argument the tool's input schema refuses (names subtask, field and
+    │   │   │                      what was expected), or one Postgres cannot store
     │   │   └── LimitExceeded      names the setting that was exceeded
-    │   ├── NotFound               no such task / agent / pool
+    │   ├── NotFound               no such task / agent / pool (also: another tenant's task)
     │   ├── WorkspaceError         a task's workspace cannot be made as asked (bad spec, clone failed)
     │   │   └── WorkspaceTooLarge  over REYNOLDS_WORKSPACE_MAX_BYTES (or a read over its limit)
-    │   └── LoopRefused            loop prevention refused a handoff
+    │   ├── LoopRefused            loop prevention refused a handoff
+    │   ├── Forbidden              the token lacks the scope, or the agent the pool / replica / subtask
+    │   └── UrlRefused             a registered URL outside REYNOLDS_AGENT_NETWORKS (or unusable)
     ├── DispatchError              a call to an agent did not produce a tool result
     │   ├── AgentUnavailable       no healthy replica, open circuit, connection refused   (retryable)
     │   ├── CallTimeout            the call ran past its timeout                          (retryable)
@@ -73,6 +78,10 @@ class LimitExceeded(PlanError):
     pass
 
 
+class InvalidArgument(PlanError):
+    pass
+
+
 class NotFound(InvalidRequest):
     pass
 
@@ -86,6 +95,14 @@ class WorkspaceError(InvalidRequest):
 
 
 class WorkspaceTooLarge(WorkspaceError):
+    pass
+
+
+class Forbidden(InvalidRequest):
+    pass
+
+
+class UrlRefused(InvalidRequest):
     pass
 
 

@@ -38,6 +38,12 @@ class Keys:
         """Set of agent ids that registered in a pool (members whose hash expired are pruned on read)."""
         return f"{self.prefix}:pool:{pool}:agents"
 
+    @property
+    def pool_seen(self) -> str:
+        """Hash pool -> when an agent last registered or heartbeat in it (pruning's grace; entries live as long
+        as their pool)."""
+        return f"{self.prefix}:pool-seen"
+
     def progress(self, task_id: str) -> str:
         """Pub/sub channel: one message per subtask state change of a task."""
         return f"{self.prefix}:progress:{task_id}"
@@ -46,3 +52,17 @@ class Keys:
     def control(self) -> str:
         """Pub/sub channel to every Reynolds process (cancellations)."""
         return f"{self.prefix}:control"
+
+    # --- fleet: what several Reynolds processes share
+    def lease(self, job: str) -> str:
+        """Lease naming the one process that does ``job`` for the fleet; expires unless its holder renews it."""
+        return f"{self.prefix}:lease:{job}"
+
+    def process(self, name: str) -> str:
+        """Marks a live Reynolds process; expires seconds after it stops renewing (its slots are then void)."""
+        return f"{self.prefix}:process:{name}"
+
+    def slots(self, pool: str, agent_id: str) -> str:
+        """Hash: Reynolds process -> call slots it holds on one replica; dead processes' fields are dropped
+        when read; the hash expires a day after its last write (a replica that went away)."""
+        return f"{self.prefix}:slots:{pool}:{agent_id}"

@@ -1,11 +1,12 @@
-"""structlog JSON logging: task/subtask/agent ids bound through context variables, secrets redacted."""
+"""structlog logging: JSON lines for machines, one readable coloured line per event on a terminal; task,
+subtask and agent ids bound through context variables; secrets redacted either way."""
 
 from __future__ import annotations
 
 import logging
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
@@ -33,16 +34,27 @@ class Redactor:
         return self._clean(event) if self.secrets else event
 
 
-def configure_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
-    """JSON lines on stderr for Reynolds' own logs and, through the stdlib bridge, the libraries'."""
+LogFormat = Literal["auto", "json", "console"]
+
+
+def renderer(fmt: LogFormat) -> Any:
+    """``auto`` is console when stderr is a terminal, JSON otherwise (containers, pipes, log shippers)."""
+    if fmt == "console" or (fmt == "auto" and sys.stderr.isatty()):
+        return structlog.dev.ConsoleRenderer(colors=True)
+    return structlog.processors.JSONRenderer()
+
+
+def configure_logging(level: str = "INFO", secrets: Iterable[str] = (), fmt: LogFormat = "auto") -> None:
+    """Reynolds' own logs and, through the stdlib bridge, the libraries', on stderr in one format."""
     redactor = Redactor(secrets)
+    render = renderer(fmt)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, redactor, structlog.processors.JSONRenderer()],
+        processors=[*shared, structlog.processors.format_exc_info, redactor, render],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
@@ -54,7 +66,7 @@ def configure_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
                 redactor,
-                structlog.processors.JSONRenderer(),
+                render,
             ],
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         )

@@ -8,15 +8,31 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from reynolds.models import TaskState
+
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
 
 class Metrics:
+    # Gauges of state every process shares: only the fleet lease holder exports them (reynolds/gauges.py), and
+    # dashboards and alerts aggregate them with max, never sum (tests/unit/test_monitoring.py checks).
+    FLEET = (
+        "reynolds_queue_depth",
+        "reynolds_queue_oldest_age_seconds",
+        "reynolds_agents",
+        "reynolds_agent_utilisation",
+        "reynolds_tasks_active",
+    )
+
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
         self.tasks_submitted = Counter("reynolds_tasks_submitted", "Tasks accepted", registry=registry)
         self.tasks = Counter("reynolds_tasks", "Tasks finished, by final state", ["state"], registry=registry)
-        self.tasks_active = Gauge("reynolds_tasks_active", "Tasks running now", registry=registry)
+        for state in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED):
+            self.tasks.labels(state.value)  # exported as 0 from the start, so rates survive a restart
+        self.tasks_active = Gauge(
+            "reynolds_tasks_active", "Tasks running now (exported by the fleet leader; 0 elsewhere)", registry=registry
+        )
         self.subtasks = Counter(
             "reynolds_subtasks", "Subtasks finished, by pool and final state", ["pool", "state"], registry=registry
         )
@@ -49,7 +65,7 @@ class Metrics:
         )
         self.utilisation = Gauge(
             "reynolds_agent_utilisation",
-            "In-flight calls / call slots of healthy replicas",
+            "Calls in flight from every process / call slots of healthy replicas",
             ["pool"],
             registry=registry,
         )
@@ -71,6 +87,15 @@ class Metrics:
             "GitHub tracking updates that failed (tasks are unaffected)",
             registry=registry,
         )
+        self.leader = Gauge(
+            "reynolds_leader", "1 in the process holding the fleet lease (autoscaling, fleet gauges)", registry=registry
+        )
         self.ready = Gauge(
             "reynolds_ready", "1 when Postgres and Redis answer and migrations are applied", registry=registry
         )
+
+    def clear_fleet(self) -> None:
+        """Stop exporting the fleet-level gauges (this process does not hold the fleet lease)."""
+        for gauge in (self.queue_depth, self.queue_age, self.agents, self.utilisation):
+            gauge.clear()
+        self.tasks_active.set(0)

@@ -99,9 +99,10 @@ class TaskQueue:
     async def reclaim(self, pool: str, consumer: str, min_idle_s: float, count: int) -> list[Message]:
         """Take over messages whose consumer has not renewed them for ``min_idle_s`` (it died)."""
         await self.ensure_group(pool)
-        _next, entries, _deleted = await self.redis.xautoclaim(
+        reply = await self.redis.xautoclaim(
             self.keys.stream(pool), CONSUMER_GROUP, consumer, int(min_idle_s * 1000), "0-0", count=count
         )
+        entries = reply[1]  # Redis 6.2 answers [next, entries]; 7.0 appends the ids of deleted entries
         return [_message(pool, mid, fields) for mid, fields in entries if fields]
 
     async def renew(self, pool: str, consumer: str, ids: Sequence[str]) -> None:

@@ -6,14 +6,16 @@ the sampling resolvers they name are closures that only exist in this scope."""
 
 import contextlib
 import hashlib
+import secrets
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 import structlog
 from mcp.server.mcpserver import Context, MCPServer, RequestStateSecurity, Resolve, Sample
 from mcp.server.transport_security import TransportSecuritySettings
-from mcp_types import CreateMessageResult
+from mcp_types import CreateMessageResult, Tool
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
@@ -22,8 +24,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
-from reynolds import __version__, errors, workspaces
-from reynolds.auth import BearerAuth
+from reynolds import __version__, egress, errors, workspaces
+from reynolds.auth import (
+    ANY_POOL,
+    BearerAuth,
+    Principal,
+    TokenTable,
+    agent_token_for,
+    agent_verifier,
+    parse_client_tokens,
+    principal_of,
+    require,
+)
 from reynolds.config import Settings
 from reynolds.decompose import SYSTEM_PROMPT, parse_plan, plan_from_goal, retry_messages, sampling_messages
 from reynolds.models import (
@@ -35,6 +47,7 @@ from reynolds.models import (
     ReplicaView,
     Strategy,
     SubtaskSpec,
+    SubtaskState,
     TaskList,
     TaskState,
     TaskView,
@@ -43,6 +56,7 @@ from reynolds.models import (
 from reynolds.registry import Replica
 from reynolds.scaling import ScaleResult
 from reynolds.service import Service, running, scale
+from reynolds.sessions import Endpoint
 
 log = structlog.get_logger("reynolds.server")
 SAMPLING_MAX_TOKENS = 4000
@@ -136,10 +150,11 @@ def client_server(holder: Holder, state_key: str) -> MCPServer:
         workspace: the tree every step works on (tool paths are relative to it) — {"git": url, "ref": branch|tag|sha}
         (cloned once, pinned to the commit the result shows), {"project": name} (a copy of a directory under the
         projects root), or omitted (empty scratch). The source is never modified; the result shows the diff."""
+        principal = require(ctx, "submit")
         plan, planning = await resolve_plan(plan, goal, draft, redraft)
         service = holder.get()
         task_id, _ = await service.engine.submit(
-            plan, goal, strategy, priority, timeout_s, planning, track_in_github, workspace
+            plan, goal, strategy, priority, timeout_s, planning, track_in_github, principal.name, workspace
         )
         if not wait:
             return await service.engine.get_task(task_id)
@@ -151,6 +166,7 @@ def client_server(holder: Holder, state_key: str) -> MCPServer:
 
     @mcp.tool()
     async def plan_task(
+        ctx: Context,
         draft: Annotated[CreateMessageResult | None, Resolve(first_draft)],
         redraft: Annotated[CreateMessageResult | None, Resolve(second_draft)],
         plan: Plan | None = None,
@@ -162,6 +178,7 @@ def client_server(holder: Holder, state_key: str) -> MCPServer:
         pool of each subtask, the waves that can run together, the critical path and estimated makespan.
         A workspace is checked as orchestrate would (project inside the projects root, allowed git transport).
         Nothing is stored or executed."""
+        require(ctx, "read")
         plan, planning = await resolve_plan(plan, goal, draft, redraft)
         service = holder.get()
         workspaces.check(service.settings, workspace)
@@ -170,60 +187,85 @@ def client_server(holder: Holder, state_key: str) -> MCPServer:
         return view
 
     @mcp.tool()
-    async def get_task(task_id: str, include_events: bool = False) -> TaskView:
+    async def get_task(ctx: Context, task_id: str, include_events: bool = False) -> TaskView:
         """Status of a task and each subtask: state, attempts, agent, timings, result or error. With
         include_events, also the task's event log (submission, retries with their errors, skips, refusals...)."""
-        return await holder.get().engine.get_task(task_id, include_events)
+        service = holder.get()
+        await own_task(service, require(ctx, "read"), task_id)
+        return await service.engine.get_task(task_id, include_events)
 
     @mcp.tool()
     async def list_tasks(
+        ctx: Context,
         state: TaskState | None = None,
         limit: Annotated[int, Field(ge=1, le=200)] = 20,
         offset: Annotated[int, Field(ge=0)] = 0,
     ) -> TaskList:
-        """Tasks, newest first, optionally only those in one state; paged with limit/offset."""
-        return await holder.get().engine.list_tasks(state, limit, offset)
+        """Your tasks (every task, for an admin token), newest first, optionally only those in one state; paged
+        with limit/offset."""
+        principal = require(ctx, "read")
+        submitter = None if principal.allows("admin") else principal.name
+        return await holder.get().engine.list_tasks(state, limit, offset, submitter)
 
     @mcp.tool()
-    async def cancel_task(task_id: str) -> TaskView:
+    async def cancel_task(ctx: Context, task_id: str) -> TaskView:
         """Cancel a running task: nothing more is dispatched, in-flight calls are cancelled, it ends cancelled."""
-        engine = holder.get().engine
-        await engine.get_task(task_id)  # validates the id and existence first
-        return await engine.cancel(task_id)
+        service = holder.get()
+        await own_task(service, require(ctx, "submit"), task_id)
+        return await service.engine.cancel(task_id)
 
     @mcp.tool()
-    async def list_agents() -> AgentsView:
+    async def list_agents(ctx: Context) -> AgentsView:
         """Pools and their replicas: health, circuit state, load, and the tools each pool offers."""
+        require(ctx, "read")
         return await agents_view(holder.get())
 
     @mcp.tool()
     async def scale_pool(
+        ctx: Context,
         pool: Annotated[str, Field(min_length=1, max_length=64)],
         replicas: Annotated[int, Field(ge=0, le=50)],
     ) -> ScaleResult:
         """Set the number of replicas of an agent pool (devops, platform, code) through the Docker API: on
         Compose, containers are added or removed like `docker compose up --scale`; on Swarm, the service is
-        updated. New replicas register themselves; list_agents shows them within seconds."""
+        updated. New replicas register themselves; list_agents shows them within seconds. Needs an admin token."""
+        require(ctx, "admin")
         return await scale(holder.get(), pool, replicas)
 
     @mcp.resource("reynolds://tasks/{task_id}", mime_type="application/json")
-    async def task_resource(task_id: str) -> str:
+    async def task_resource(task_id: str, ctx: Context) -> str:
         """A task with all its subtasks, as JSON."""
-        return (await holder.get().engine.get_task(task_id)).model_dump_json()
+        service = holder.get()
+        await own_task(service, require(ctx, "read"), task_id)
+        return (await service.engine.get_task(task_id)).model_dump_json()
 
     @mcp.resource("reynolds://tasks/{task_id}/workspace/{+path}", mime_type="application/json")
-    async def workspace_file(task_id: str, path: str) -> str:
+    async def workspace_file(task_id: str, path: str, ctx: Context) -> str:
         """One file of a task's workspace, as JSON {path, size_bytes, text} (UTF-8) or {..., base64} (anything
         else); confined to the task's tree and bounded by REYNOLDS_WORKSPACE_READ_MAX_BYTES."""
         service = holder.get()
+        await own_task(service, require(ctx, "read"), task_id)
         return (await workspaces.read(service.settings, service.store, task_id, path)).model_dump_json()
 
     @mcp.resource("reynolds://agents", mime_type="application/json")
     async def agents_resource() -> str:
-        """The agent fleet, as JSON."""
+        """The agent fleet, as JSON. (The SDK gives a static resource no request context, so any client token
+        reads it; the list_agents tool needs the read scope.)"""
         return (await agents_view(holder.get())).model_dump_json()
 
     return mcp
+
+
+async def own_task(service: Service, principal: Principal, task_id: str) -> None:
+    """Pass if the caller may see the task: its submitter, or an admin. Another tenant's task gets the very
+    answer a missing one gets, so ids cannot be probed."""
+    try:
+        uuid.UUID(task_id)
+    except ValueError as err:
+        raise errors.InvalidRequest(f"{task_id!r} is not a task id (a UUID)") from err
+    exists, submitter = await service.store.task_submitter(task_id)
+    if not exists or not (principal.allows("admin") or submitter == principal.name):
+        raise errors.NotFound(f"no task {task_id}")
 
 
 async def agents_view(service: Service) -> AgentsView:
@@ -261,6 +303,7 @@ class Registered(BaseModel):
     registered: bool
     pool: str
     tools: list[str]
+    lease: str = Field(description="this replica's secret: heartbeat, handoff and re-registration present it")
 
 
 class Heartbeat(BaseModel):
@@ -272,6 +315,11 @@ class HandoffResult(BaseModel):
     added: list[str]
 
 
+AGENT_ID = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+POOL = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+LEASE = Field(min_length=1, max_length=128)
+
+
 def agent_server(holder: Holder) -> MCPServer:
     mcp = MCPServer(
         "reynolds-agents",
@@ -281,50 +329,119 @@ def agent_server(holder: Holder) -> MCPServer:
 
     @mcp.tool()
     async def register_agent(
-        agent_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")],
-        pool: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")],
+        ctx: Context,
+        agent_id: Annotated[str, AGENT_ID],
+        pool: Annotated[str, POOL],
         agent_type: Annotated[str, Field(min_length=1, max_length=64)],
-        url: Annotated[str, Field(pattern=r"^https?://")],
+        url: Annotated[str, Field(pattern=r"^https?://", max_length=2048)],
         max_concurrency: Annotated[int, Field(ge=1, le=1000)] = 16,
+        lease: Annotated[str | None, LEASE] = None,
     ) -> Registered:
-        """Join a pool. Reynolds connects back to `url` with the agent token and lists the replica's tools;
-        registration fails if it cannot."""
+        """Join the pool your token admits. Reynolds checks `url` against its agent networks, connects back with
+        the pool's token and lists the replica's tools. The answer carries a lease; keep it: heartbeats and
+        handoffs need it, and a live agent_id can be registered again only with it."""
         service = holder.get()
+        admitted_pool(principal_of(ctx), pool)
+        lease = lease or secrets.token_urlsafe(32)
+        held = await service.registry.lease_holder(pool, agent_id)
+        if held is not None and held != lease_hash(lease):
+            raise id_taken(pool, agent_id)
+        target = await egress.checked_url(url, service.settings.agent_networks)
         replica = Replica(
-            agent_id=agent_id, pool=pool, agent_type=agent_type, url=url, max_concurrency=max_concurrency, tools=[]
+            agent_id=agent_id, pool=pool, agent_type=agent_type, url=target, max_concurrency=max_concurrency, tools=[]
         )
+        replica.learn(await probe_tools(service, replica, url))
+        if not await service.registry.claim(pool, agent_id, lease_hash(lease)):
+            raise id_taken(pool, agent_id)
         service.sessions.drop(replica.key)  # a re-registration may come from a new process at the same id
-        connection = await service.sessions.get(replica.endpoint(service.settings.agent_token))
-        try:
-            replica.learn(await connection.list_tools())
-        except Exception as err:
-            service.sessions.drop(replica.key)
-            raise errors.AgentUnavailable(f"registered URL {url} did not list its tools: {err}") from err
         await service.registry.register(replica)
-        log.info("agent registered", agent_id=agent_id, pool=pool, url=url, tools=len(replica.tools))
-        return Registered(registered=True, pool=pool, tools=replica.tools)
+        log.info("agent registered", agent_id=agent_id, pool=pool, url=target, tools=len(replica.tools))
+        return Registered(registered=True, pool=pool, tools=replica.tools, lease=lease)
 
     @mcp.tool()
     async def heartbeat(
-        agent_id: Annotated[str, Field(min_length=1, max_length=128)],
-        pool: Annotated[str, Field(min_length=1, max_length=64)],
+        ctx: Context,
+        agent_id: Annotated[str, AGENT_ID],
+        pool: Annotated[str, POOL],
+        lease: Annotated[str, LEASE],
         inflight: Annotated[int, Field(ge=0)] = 0,
     ) -> Heartbeat:
         """Keep a registration alive (call every few seconds, well inside the heartbeat TTL)."""
-        return Heartbeat(known=await holder.get().registry.heartbeat(pool, agent_id))
+        admitted_pool(principal_of(ctx), pool)
+        renewed = await holder.get().registry.renew(pool, agent_id, lease_hash(lease))
+        if renewed < 0:
+            raise id_taken(pool, agent_id)
+        return Heartbeat(known=renewed > 0)
 
     @mcp.tool()
     async def handoff(
+        ctx: Context,
         task_id: str,
         subtask_id: str,
         subtasks: Annotated[list[SubtaskSpec], Field(min_length=1)],
+        agent_id: Annotated[str, AGENT_ID],
+        lease: Annotated[str, LEASE],
     ) -> HandoffResult:
         """Ask Reynolds to add subtasks to the running task that `subtask_id` belongs to (e.g. hand a finding to
-        another pool). Depth, repetition and fan-out are limited; refusals say which limit was hit."""
-        added = await holder.get().engine.handoff(task_id, subtask_id, subtasks)
+        another pool). Only the replica running `subtask_id` may (its agent_id and lease). Depth, repetition
+        and fan-out are limited; refusals say which limit was hit."""
+        service = holder.get()
+        await running_on(service, principal_of(ctx), task_id, subtask_id, agent_id, lease)
+        added = await service.engine.handoff(task_id, subtask_id, subtasks)
         return HandoffResult(task_id=task_id, added=added)
 
     return mcp
+
+
+def lease_hash(lease: str) -> str:
+    return hashlib.sha256(lease.encode()).hexdigest()
+
+
+def admitted_pool(principal: Principal, pool: str) -> None:
+    if principal.pool not in (ANY_POOL, pool):
+        raise errors.Forbidden(f"this agent token admits pool {principal.pool!r}, not {pool!r}")
+
+
+def id_taken(pool: str, agent_id: str) -> errors.Forbidden:
+    return errors.Forbidden(
+        f"agent id {agent_id!r} in pool {pool!r} belongs to a live replica with another lease; use a unique "
+        "AGENT_ID, or wait until that registration expires (heartbeat TTL)"
+    )
+
+
+async def probe_tools(service: Service, replica: Replica, url: str) -> list[Tool]:
+    """The replica's tools/list over a connection of its own (a live session under the same id is left alone).
+    The error names the URL and the kind of failure only: whatever the URL answered is never echoed."""
+    token = agent_token_for(service.settings, replica.pool)
+    endpoint = Endpoint(f"registering/{replica.key}/{secrets.token_hex(4)}", url=replica.url, token=token)
+    try:
+        connection = await service.sessions.get(endpoint)
+        return await connection.list_tools()
+    except Exception as err:
+        log.warning("registered URL did not list its tools", url=url, error=str(err)[:300])
+        raise errors.AgentUnavailable(f"registered URL {url} did not answer MCP tools/list") from None
+    finally:
+        service.sessions.drop(endpoint.key)
+
+
+async def running_on(
+    service: Service, principal: Principal, task_id: str, subtask_id: str, agent_id: str, lease: str
+) -> None:
+    """Pass only for the replica running the subtask now: same pool as the token, same agent id, its lease.
+    Every other case gets one answer, so a handoff cannot probe for tasks."""
+    refused = errors.Forbidden(f"no running subtask {subtask_id!r} of task {task_id} on replica {agent_id!r}")
+    try:
+        uuid.UUID(task_id)
+    except ValueError:
+        raise refused from None
+    runner = await service.store.subtask_runner(task_id, subtask_id)
+    if runner is None or runner[1] != agent_id or runner[2] != SubtaskState.RUNNING:
+        raise refused
+    pool = runner[0]
+    if principal.pool not in (ANY_POOL, pool):
+        raise refused
+    if await service.registry.lease_holder(pool, agent_id) != lease_hash(lease):
+        raise refused
 
 
 def request_state_key(settings: Settings) -> str:
@@ -345,10 +462,10 @@ def _text(result: CreateMessageResult) -> str:
 
 def build_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or Settings()
-    if not settings.client_token_list:
-        raise errors.InvalidRequest("no client token: set REYNOLDS_CLIENT_TOKENS_FILE (one token per line)")
-    if not settings.agent_token:
-        raise errors.InvalidRequest("no agent token: set REYNOLDS_AGENT_TOKEN_FILE")
+    client_tokens = TokenTable(parse_client_tokens(settings.client_tokens))
+    if not client_tokens:
+        raise errors.InvalidRequest("no client token: set REYNOLDS_CLIENT_TOKENS_FILE ('<token> [name] [scopes]')")
+    agent_tokens = agent_verifier(settings)
     holder = Holder()
     clients, agents = client_server(holder, request_state_key(settings)), agent_server(holder)
     security = TransportSecuritySettings(
@@ -393,4 +510,4 @@ def build_app(settings: Settings | None = None) -> ASGIApp:
         ],
         lifespan=lifespan,
     )
-    return BearerAuth(app, {"/mcp": settings.client_token_list, "/agents/mcp": [settings.agent_token]})
+    return BearerAuth(app, {"/mcp": client_tokens, "/agents/mcp": agent_tokens})

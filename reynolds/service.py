@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -13,18 +14,19 @@ import structlog
 from anyio.abc import TaskGroup
 from prometheus_client import CollectorRegistry
 
-from reynolds import errors, tracking, workspaces
+from reynolds import errors, gauges, retention, tracking, workspaces
 from reynolds.autoscale import Autoscaler, Policy, PoolLoad
 from reynolds.config import Settings
 from reynolds.dispatch import Dispatcher
 from reynolds.engine import Engine
 from reynolds.keys import Keys
+from reynolds.leader import Lease
 from reynolds.metrics import Metrics
-from reynolds.pools import load_pools
+from reynolds.pools import apply_pools, load_pools, reload_on_sighup
 from reynolds.queue import TaskQueue
 from reynolds.registry import Registry
 from reynolds.scaling import ScaleResult, scale_pool
-from reynolds.sessions import Sessions
+from reynolds.sessions import Sessions, tls_context
 from reynolds.store import Store
 from reynolds.tracking import GitHubTracker
 
@@ -43,6 +45,7 @@ class Service:
     engine: Engine
     dispatcher: Dispatcher
     metrics: Metrics
+    leader: Lease  # the fleet lease: autoscaling and fleet gauges
 
     async def ready(self) -> tuple[bool, dict[str, str]]:
         checks: dict[str, str] = {}
@@ -87,12 +90,18 @@ async def running(settings: Settings, registry_for_metrics: CollectorRegistry | 
         queue = TaskQueue(redis, keys)
         registry = Registry(redis, keys, settings)
         async with anyio.create_task_group() as tg:
-            sessions = Sessions(tg)
+            sessions = Sessions(tg, tls_context(settings.ca_file))
             engine = Engine(settings, store, queue, registry, redis, keys, metrics)
             dispatcher = Dispatcher(settings, engine, store, queue, registry, sessions, metrics, redis, keys)
-            service = Service(settings, redis, store, keys, queue, registry, sessions, engine, dispatcher, metrics)
+            leader = Lease(redis, keys.lease("fleet"), registry.slots.process, settings.leader_ttl_s)
+            service = Service(
+                settings, redis, store, keys, queue, registry, sessions, engine, dispatcher, metrics, leader
+            )
             await _connect_static_pools(service)
+            tg.start_soon(reload_on_sighup, settings.pools_file, registry, sessions, queue.ensure_group)
             tg.start_soon(dispatcher.run)
+            tg.start_soon(registry.slots.run, registry.replicas)
+            tg.start_soon(leader.run)
             tg.start_soon(_upkeep, service, tg)
             tg.start_soon(workspaces.expire_forever, settings, store)
             if settings.autoscale:
@@ -111,16 +120,8 @@ async def running(settings: Settings, registry_for_metrics: CollectorRegistry | 
 
 async def _connect_static_pools(service: Service) -> None:
     """Open each extra pool from the pools file and learn its tools; a pool that fails is reported, not fatal."""
-    for spec in load_pools(service.settings.pools_file):
-        for index in range(spec.replicas):
-            replica = service.registry.add_static(spec, [], index)
-            try:
-                conn = await service.sessions.get(replica.endpoint(service.settings.agent_token))
-                replica.learn(await conn.list_tools())
-                await service.queue.ensure_group(spec.name)
-                log.info("extra pool connected", pool=spec.name, replica=replica.agent_id, tools=len(replica.tools))
-            except errors.ReynoldsError as err:
-                log.error("extra pool unavailable", pool=spec.name, replica=replica.agent_id, error=str(err))
+    specs = load_pools(service.settings.pools_file)
+    await apply_pools(specs, service.registry, service.sessions, service.queue.ensure_group)
 
 
 async def scale(service: Service, pool: str, replicas: int) -> ScaleResult:
@@ -140,6 +141,7 @@ def _autoscaler(service: Service) -> Autoscaler:
         lambda pool, n: scale(service, pool, n),
         Policy(min_replicas=s.autoscale_min, max_replicas=s.autoscale_max),
         interval_s=s.autoscale_interval_s,
+        leads=lambda: service.leader.held,
     )
 
 
@@ -169,8 +171,9 @@ async def _upkeep(service: Service, tg: TaskGroup) -> None:
                 log.warning("upkeep failed", what=what, error=str(err))
             await anyio.sleep(seconds)
 
-    async with httpx2.AsyncClient(verify=False) as http:
-        tg.start_soon(every, service.settings.probe_interval_s, "probe", lambda: service.registry.probe_all(http))
+    async with httpx2.AsyncClient(verify=service.sessions.tls) as http:
+        probe = functools.partial(service.registry.probe_all, service.sessions, http)
+        tg.start_soon(every, service.settings.probe_interval_s, "probe", probe)
         tg.start_soon(every, 2.0, "sweep", service.engine.sweep)
         tg.start_soon(every, 1.0, "stats", service.dispatcher.flush_stats)
         tg.start_soon(every, 0.05, "events", service.engine.flush_events)
@@ -178,6 +181,7 @@ async def _upkeep(service: Service, tg: TaskGroup) -> None:
         if settings.github_token and settings.github_repo:
             tracker = GitHubTracker(settings.github_token, settings.github_repo, settings.github_base_url)
             tg.start_soon(every, 1.0, "github", lambda: _sync_tracking(service, tracker))
-        tg.start_soon(every, 2.0, "gauges", service.engine.refresh_gauges)
+        tg.start_soon(every, 2.0, "gauges", lambda: gauges.refresh(service))
         tg.start_soon(every, 5.0, "ready", service.ready)
+        tg.start_soon(every, settings.purge_interval_s, "retention", lambda: retention.forget(service))
         await anyio.sleep_forever()

@@ -15,7 +15,7 @@ from uuid import UUID
 
 import asyncpg
 
-from reynolds import errors
+from reynolds import errors, payload
 from reynolds.models import (
     TERMINAL_SUBTASK_STATES,
     EventView,
@@ -105,7 +105,7 @@ def _migrations() -> list[tuple[int, str, str]]:
 
 
 def _encode_jsonb(value: Any) -> bytes:
-    return b"\x01" + json.dumps(value).encode()  # binary jsonb: a version byte, then the text
+    return b"\x01" + payload.jsonb_bytes(value)  # binary jsonb: a version byte, then the text (never refused)
 
 
 def _decode_jsonb(data: bytes) -> Any:
@@ -198,6 +198,7 @@ class Store:
         subtasks: Sequence[PlannedSubtask],
         planning: Planning | None = None,
         track_in_github: bool = False,
+        submitter: str | None = None,
     ) -> list[Ready]:
         """Store a task and all its subtasks in one transaction; return the ones ready to queue."""
         rows = []
@@ -226,8 +227,8 @@ class Store:
             )
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
-                "INSERT INTO tasks (id, goal, state, strategy, priority, plan, deadline, planning, track_in_github)"
-                " VALUES ($1, $2, 'running', $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO tasks (id, goal, state, strategy, priority, plan, deadline, planning, track_in_github,"
+                " submitter) VALUES ($1, $2, 'running', $3, $4, $5, $6, $7, $8, $9)",
                 task_id,
                 goal,
                 strategy,
@@ -236,6 +237,7 @@ class Store:
                 deadline,
                 (planning or Planning()).model_dump(),
                 track_in_github,
+                submitter,
             )
             await conn.copy_records_to_table(
                 "subtasks",
@@ -663,11 +665,14 @@ class Store:
             workspace=task["workspace"],
         )
 
-    async def list_tasks(self, state: str | None, limit: int, offset: int) -> TaskList:
+    async def list_tasks(self, state: str | None, limit: int, offset: int, submitter: str | None = None) -> TaskList:
+        """A page of tasks, newest first; only ``submitter``'s when given (None: everyone's, for admins)."""
+        where = "($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR submitter = $2)"
         rows = await self.pool.fetch(
             "SELECT id, state, goal, created_at, finished_at, count(*) OVER () AS total FROM tasks"
-            " WHERE $1::text IS NULL OR state = $1 ORDER BY created_at DESC LIMIT $2 OFFSET $3",
+            f" WHERE {where} ORDER BY created_at DESC LIMIT $3 OFFSET $4",
             state,
+            submitter,
             limit,
             offset,
         )
@@ -691,9 +696,38 @@ class Store:
         total = (
             rows[0]["total"]
             if rows
-            else await self.pool.fetchval("SELECT count(*) FROM tasks WHERE $1::text IS NULL OR state = $1", state)
+            else await self.pool.fetchval(f"SELECT count(*) FROM tasks WHERE {where}", state, submitter)
         )
         return TaskList(tasks=tasks, total=total, offset=offset, limit=limit)
+
+    # ------------------------------------------------------------------ tenancy and identity
+    async def task_submitter(self, task_id: str) -> tuple[bool, str | None]:
+        """(exists, submitter) of a task."""
+        row = await self.pool.fetchrow("SELECT submitter FROM tasks WHERE id = $1", UUID(task_id))
+        return (row is not None, row["submitter"] if row else None)
+
+    async def subtask_runner(self, task_id: str, subtask_id: str) -> tuple[str, str | None, str] | None:
+        """(pool, agent_id, state) of a subtask: who is running it, if anyone."""
+        row = await self.pool.fetchrow(
+            "SELECT pool, agent_id, state FROM subtasks WHERE task_id = $1 AND id = $2", UUID(task_id), subtask_id
+        )
+        return (row["pool"], row["agent_id"], row["state"]) if row else None
+
+    async def purge_finished(self, retention_days: int, batch: int = 1000) -> int:
+        """Delete tasks (with their subtasks and events) that finished more than ``retention_days`` ago, in
+        batches so no statement holds many locks for long. Running tasks are never touched."""
+        total = 0
+        while True:
+            deleted = await self.pool.fetchval(
+                "WITH gone AS (DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE state <> 'running'"
+                " AND finished_at < now() - make_interval(days => $1) LIMIT $2) RETURNING 1)"
+                " SELECT count(*) FROM gone",
+                retention_days,
+                batch,
+            )
+            total += deleted
+            if deleted < batch:
+                return total
 
     async def subtask_ids(self, task_id: str) -> set[str]:
         rows = await self.pool.fetch("SELECT id FROM subtasks WHERE task_id = $1", UUID(task_id))

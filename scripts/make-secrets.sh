@@ -2,13 +2,16 @@
 # make-secrets.sh [DIR] — create the Compose secrets (default ./secrets next to the compose file).
 #
 # Passwords and tokens get fresh random values; external credentials (GitHub, LLM, Microsoft 365) are
-# created empty, which the tools report as "not configured". Existing files are never overwritten, so
-# running it again only fills in what is missing.
+# created empty, which the tools report as "not configured". Each agent pool's token is derived from
+# agent_key (README, Security: `<pool>.<hmac>`), so agents of one pool can join only that pool. Existing
+# files are never overwritten, so running it again only fills in what is missing (after replacing agent_key,
+# delete the agent_token_* files so they are derived again).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-$repo/secrets}
-random_names=(postgres_password client_token agent_token grafana_admin_password)
+random_names=(postgres_password client_token agent_key grafana_admin_password)
+pools=(devops platform code workbench)
 empty_names=(github_token openai_api_key m365_credentials tenant_id)
 
 # The directory keeps other host users out; the files themselves must stay readable by the containers'
@@ -21,7 +24,18 @@ umask 022
 created=0
 for name in "${random_names[@]}"; do
   [ -e "$dir/$name" ] && continue
-  python3 -c 'import secrets; print(secrets.token_urlsafe(32))' >"$dir/$name"
+  # the first client token is the operator's: tenant "operator", admin scope (scale_pool, every task)
+  suffix=$([ "$name" = client_token ] && echo " operator admin" || true)
+  python3 -c 'import secrets, sys; print(secrets.token_urlsafe(32) + sys.argv[1])' "$suffix" >"$dir/$name"
+  created=$((created + 1))
+done
+for pool in "${pools[@]}"; do
+  [ -e "$dir/agent_token_$pool" ] && continue
+  python3 - "$dir/agent_key" "$pool" >"$dir/agent_token_$pool" <<'PY'
+import hashlib, hmac, sys
+key, pool = open(sys.argv[1]).read().strip().encode(), sys.argv[2]
+print(pool + "." + hmac.new(key, f"reynolds pool token\n{pool}".encode(), hashlib.sha256).hexdigest())
+PY
   created=$((created + 1))
 done
 for name in "${empty_names[@]}"; do
@@ -30,4 +44,4 @@ for name in "${empty_names[@]}"; do
   created=$((created + 1))
 done
 chmod 0644 "$dir"/*
-echo "secrets in $dir: $created created, $((${#random_names[@]} + ${#empty_names[@]} - created)) kept"
+echo "secrets in $dir: $created created, $((${#random_names[@]} + ${#pools[@]} + ${#empty_names[@]} - created)) kept"

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import sys
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -13,6 +18,40 @@ from agents.runtime.context import AgentRuntime
 from agents.runtime.settings import AgentSettings
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _bring_services() -> None:
+    """With no TEST_DATABASE_URL / TEST_REDIS_URL and nothing usable on localhost's default ports (e.g. a fresh
+    machine, or a Postgres that refuses password-less logins), start embedded servers for this test run.
+    Runs when this file is imported: before the other conftest files read those variables."""
+    from reynolds import embedded
+
+    if os.environ.get("TEST_DATABASE_URL") and os.environ.get("TEST_REDIS_URL"):
+        return
+    default_db = "postgresql://postgres@127.0.0.1:5432/test"
+    configured_db = os.environ.get("TEST_DATABASE_URL") or (
+        default_db if embedded.postgres_answers(default_db) else None
+    )
+    configured_redis = os.environ.get("TEST_REDIS_URL") or (
+        embedded.DEFAULT_REDIS_URL if embedded.redis_answers(embedded.DEFAULT_REDIS_URL) else None
+    )
+    state = Path(tempfile.mkdtemp(prefix="reynolds-test-services-"))
+    found = embedded.ensure_services(state, configured_db, configured_redis, database="test")
+    if "REYNOLDS_DATABASE_URL" in found.env:
+        os.environ["TEST_DATABASE_URL"] = found.env["REYNOLDS_DATABASE_URL"]
+    if "REYNOLDS_REDIS_URL" in found.env:
+        os.environ["TEST_REDIS_URL"] = found.env["REYNOLDS_REDIS_URL"]
+    if found.env:
+        print("tests:", "; ".join(found.notes), file=sys.stderr)
+
+        def stop() -> None:
+            found.stop()
+            shutil.rmtree(state, ignore_errors=True)
+
+        atexit.register(stop)
+
+
+_bring_services()
 
 
 @pytest.fixture

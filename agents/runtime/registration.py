@@ -16,13 +16,17 @@ log = structlog.get_logger("agents.registration")
 
 
 class Registration:
-    """Background loop: register, heartbeat every ``heartbeat_interval_s``, re-register when forgotten."""
+    """Background loop: register, heartbeat every ``heartbeat_interval_s``, re-register when forgotten.
+
+    Registration returns a lease, this replica's secret: heartbeats present it, and so does a re-registration
+    (after a lost connection), so Reynolds knows it is the same replica and not someone reusing its id."""
 
     def __init__(self, settings: AgentSettings, tools: list[str], inflight: callable) -> None:  # type: ignore[valid-type]
         self.settings = settings
         self.tools = tools
         self.inflight = inflight
         self.registered = False
+        self.lease: str | None = None
 
     async def run(self) -> None:
         s = self.settings
@@ -55,15 +59,17 @@ class Registration:
                         "agent_type": s.agent_type,
                         "url": s.url,
                         "max_concurrency": s.agent_max_concurrency,
+                        **({"lease": self.lease} if self.lease else {}),
                     },
                 )
                 if result.is_error:
                     raise RuntimeError(_text(result))
+                self.lease = (result.structured_content or {})["lease"]
                 self.registered = True
                 log.info("registered", agent_id=s.agent_id, pool=s.pool, url=s.url)
             await anyio.sleep(s.heartbeat_interval_s)
             result = await reynolds.call_tool(
-                "heartbeat", {"agent_id": s.agent_id, "pool": s.pool, "inflight": self.inflight()}
+                "heartbeat", {"agent_id": s.agent_id, "pool": s.pool, "lease": self.lease, "inflight": self.inflight()}
             )
             if result.is_error:
                 raise RuntimeError(_text(result))

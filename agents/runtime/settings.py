@@ -27,7 +27,7 @@ class AgentSettings(BaseSettings):
     agent_type: str = Field("workbench", description="devops | platform | code | workbench, or the long name")
     agent_id: str = Field(default_factory=socket.gethostname, description="unique per replica")
     mcp_endpoint: str = Field("", description="Reynolds' agent endpoint, e.g. http://reynolds:8080/agents/mcp")
-    agent_token: str = Field("", description="shared agent token (or AGENT_TOKEN_FILE)")
+    agent_token: str = Field("", description="this pool's agent token (or AGENT_TOKEN_FILE; README Security)")
     agent_host: str = "0.0.0.0"
     agent_port: int = 8080
     agent_url: str = Field("", description="URL Reynolds uses to reach this replica; default from hostname")

@@ -1,14 +1,16 @@
 """Workbench tools. They do little on purpose, so that what is measured or tested is Reynolds itself:
 ``echo`` returns its input, ``sleep`` waits (reporting progress), ``fail`` always fails, and
 ``record`` appends a line to a file in the agent's memory — a visible side effect whose count
-proves whether a call ran once or twice. ``write_file`` and ``read_file`` work on the current workspace
-(``read_file`` is a sync tool, so it also proves the workspace reaches tools run in worker threads)."""
+proves whether a call ran once or twice; ``emit`` returns awkward output on request (NUL bytes,
+undecodable bytes, megabytes of text, deep nesting) to prove Reynolds stores any output safely.
+``write_file`` and ``read_file`` work on the current workspace (``read_file`` is a sync tool, so it also
+proves the workspace reaches tools run in worker threads)."""
 
 from __future__ import annotations
 
 import json
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
@@ -40,10 +42,12 @@ class Recorded(BaseModel):
     key: str
     agent_id: str
     times_seen: int = Field(description="how many times this replica has recorded this key, this one included")
+    running: int = Field(description="record calls running on this replica when this one started, itself included")
 
 
 def register_tools(server: MCPServer, runtime: AgentRuntime) -> None:
     agent_id = runtime.settings.agent_id
+    running = 0  # record calls in progress: the records show the replica's peak concurrency
 
     @server.tool()
     async def echo(value: Any = None) -> Echo:
@@ -84,9 +88,35 @@ def register_tools(server: MCPServer, runtime: AgentRuntime) -> None:
     async def record(key: Annotated[str, Field(min_length=1, max_length=200)], seconds: float = 0.0) -> Recorded:
         """Wait `seconds`, then append `key` to this replica's record file in its memory layer:
         a side effect that can be counted afterwards to prove a call ran exactly once."""
-        await anyio.sleep(seconds)
+        nonlocal running
+        running += 1
+        at_start = running
+        try:
+            await anyio.sleep(seconds)
+        finally:
+            running -= 1
         path = runtime.layers.memory / RECORD_FILE
+        entry = {"key": key, "agent_id": agent_id, "ts": time.time(), "running": at_start}
         with path.open("a") as f:
-            f.write(json.dumps({"key": key, "agent_id": agent_id, "ts": time.time()}) + "\n")
+            f.write(json.dumps(entry) + "\n")
         seen = sum(json.loads(line)["key"] == key for line in path.read_text().splitlines())
-        return Recorded(key=key, agent_id=agent_id, times_seen=seen)
+        return Recorded(key=key, agent_id=agent_id, times_seen=seen, running=at_start)
+
+    @server.tool()
+    async def emit(
+        kind: Literal["nul", "non_utf8", "huge", "deep"], size: Annotated[int, Field(ge=1, le=200_000_000)] = 1
+    ) -> Echo:
+        """Return awkward output: `nul` text with NUL bytes, `non_utf8` bytes that are not UTF-8 (decoded as a
+        careless tool would, with surrogateescape), `huge` `size` bytes of text, `deep` `size` nested lists."""
+        value: Any
+        if kind == "nul":
+            value = "before\x00after\x00" * size
+        elif kind == "non_utf8":
+            value = (b"caf\xe9 \xff\xfe" * size).decode("utf-8", "surrogateescape")
+        elif kind == "huge":
+            value = "x" * size
+        else:
+            value = "bottom"
+            for _ in range(size):
+                value = [value]
+        return Echo(value=value, agent_id=agent_id)

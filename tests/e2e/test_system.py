@@ -3,6 +3,7 @@ Tests run in file order; the last one takes the deployment down and up again."""
 
 from __future__ import annotations
 
+import urllib.parse
 import uuid
 from collections import Counter
 
@@ -153,7 +154,7 @@ async def test_reynolds_restarted_mid_task_completes(system: System, tool: Tool)
     assert by_id(done)["second"]["result"]["value"] == "after restart"
 
 
-async def test_prometheus_scrapes_every_replica(system: System) -> None:
+async def test_prometheus_scrapes_every_replica(system: System, tool: Tool) -> None:
     jobs = {"reynolds": "reynolds", **{service: service for service in AGENT_SERVICES.values()}}
 
     async def all_up() -> dict | None:
@@ -164,8 +165,18 @@ async def test_prometheus_scrapes_every_replica(system: System) -> None:
 
     up = await eventually(all_up, 90, "Prometheus to scrape every replica", every=2)
     assert up["devops-agent"] == 3 and up["code-agent"] == 3 and up["platform-agent"] == 2 and up["reynolds"] == 1
-    result = system.prometheus_get("/api/v1/query?query=sum(reynolds_tasks_total)")["data"]["result"]
-    assert result and float(result[0]["value"][1]) >= 1
+
+    # Counters start again at every Reynolds restart (the test before this one restarts it), so count a task
+    # finished by the process running now, and wait for a scrape taken after it: whatever ran before.
+    task = await tool("orchestrate", plan={"subtasks": [{"id": "count", "tool": "echo"}]}, wait=True, timeout_s=60)
+    assert task["state"] == "succeeded", explain(task)
+
+    async def counted() -> float | None:
+        query = "sum(reynolds_tasks_total{state='succeeded'})"
+        result = system.prometheus_get("/api/v1/query?query=" + urllib.parse.quote(query))["data"]["result"]
+        return float(result[0]["value"][1]) if result and float(result[0]["value"][1]) >= 1 else None
+
+    await eventually(counted, 60, "a scrape that counts the task just finished", every=2)
 
 
 async def test_scale_a_pool_up_and_down(system: System, tool: Tool) -> None:

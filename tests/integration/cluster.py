@@ -22,6 +22,8 @@ import httpx2
 import redis
 from mcp import Client
 
+from agents.runtime.settings import AGENT_TYPES
+from reynolds.auth import PoolTokens
 from reynolds.client import connect
 
 REPO = Path(__file__).resolve().parents[2]
@@ -99,21 +101,33 @@ class Proc:
 
 @dataclass
 class Cluster:
-    """Reynolds processes and agent processes sharing one schema, one key prefix and one token pair."""
+    """Reynolds processes and agent processes sharing one schema, one key prefix, one client token and one
+    agent key (each agent gets its pool's token derived from it)."""
 
     workdir: Path
     settings: dict[str, str] = field(default_factory=dict)
     schema: str = field(default_factory=lambda: f"t_{uuid.uuid4().hex[:12]}")
     prefix: str = field(default_factory=lambda: f"rt-{uuid.uuid4().hex[:12]}")
     client_token: str = field(default_factory=lambda: uuid.uuid4().hex)
-    agent_token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    agent_key: str = field(default_factory=lambda: uuid.uuid4().hex)
     reynolds: list[Proc] = field(default_factory=list)
     agents: list[Proc] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "client_token").write_text(self.client_token)
-        (self.workdir / "agent_token").write_text(self.agent_token)
+        (self.workdir / "agent_key").write_text(self.agent_key)
+        for _long, pool, _module in AGENT_TYPES.values():
+            (self.workdir / f"agent_token_{pool}").write_text(self.pool_token(pool))
+
+    def pool_token(self, pool: str) -> str:
+        """The token an agent of ``pool`` holds (and Reynolds presents to it)."""
+        return PoolTokens(self.agent_key).token_for(pool)
+
+    @property
+    def agent_token(self) -> str:
+        """The workbench pool's token: the pool most tests' agents are in."""
+        return self.pool_token("workbench")
 
     def _env(self, extra: dict[str, str]) -> dict[str, str]:
         return {
@@ -124,8 +138,7 @@ class Cluster:
             "REYNOLDS_REDIS_URL": REDIS_URL,
             "REYNOLDS_KEY_PREFIX": self.prefix,
             "REYNOLDS_CLIENT_TOKENS_FILE": str(self.workdir / "client_token"),
-            "REYNOLDS_AGENT_TOKEN_FILE": str(self.workdir / "agent_token"),
-            "AGENT_TOKEN_FILE": str(self.workdir / "agent_token"),
+            "REYNOLDS_AGENT_KEY_FILE": str(self.workdir / "agent_key"),
             # task workspaces: Reynolds makes them, every agent of the cluster sees them at the same path
             "REYNOLDS_WORKSPACES_DIR": str(self.workdir / "workspaces"),
             "WORKSPACES_DIR": str(self.workdir / "workspaces"),
@@ -159,6 +172,7 @@ class Cluster:
             self._env(
                 {
                     "AGENT_TYPE": kind,
+                    "AGENT_TOKEN_FILE": str(self.workdir / f"agent_token_{AGENT_TYPES[kind][1]}"),
                     "AGENT_ID": name,
                     "AGENT_PORT": str(port),
                     "AGENT_HOST": "127.0.0.1",

@@ -1,5 +1,6 @@
 """Agents hand work back to Reynolds over /agents/mcp: new subtasks join the running task, and loop
-prevention refuses repeats and chains that are too deep, recording each refusal."""
+prevention refuses repeats and chains that are too deep, recording each refusal. The handoff comes from the
+replica running the parent subtask (the test registers that replica itself, so it holds its lease)."""
 
 from __future__ import annotations
 
@@ -8,41 +9,47 @@ from typing import Any
 import pytest
 
 from reynolds import errors
-from reynolds.client import call, connect
+from reynolds.client import call
+from tests.integration.agent_side import registered
 from tests.integration.cluster import Cluster
-from tests.integration.conftest import metrics_text, sql, start_workbench, subtask, wait_task, wait_until
+from tests.integration.conftest import metrics_text, sql, subtask, wait_task, wait_until
 
-PARENT_SLEEP = {"seconds": 3}
+PARENT_SLEEP = {"seconds": 4}
+CHILD_SLEEP = {"seconds": 3.5}  # long enough to hand off from while it runs
 
 
 @pytest.mark.anyio
 async def test_handoff_adds_subtasks_and_loop_prevention_refuses(reynolds_cluster: Cluster) -> None:
-    reynolds, _ = start_workbench(reynolds_cluster, REYNOLDS_MAX_HANDOFF_DEPTH="1")
+    reynolds = reynolds_cluster.start_reynolds(REYNOLDS_MAX_HANDOFF_DEPTH="1")
+    agent = reynolds_cluster.start_agent("workbench", reynolds=reynolds, MCP_ENDPOINT="")  # registered below
     plan = {"subtasks": [{"id": "parent", "tool": "sleep", "arguments": PARENT_SLEEP}]}
     async with (
         reynolds_cluster.client() as c,
-        connect(f"{reynolds.base_url}/agents/mcp", reynolds_cluster.agent_token) as agent_side,
+        registered(reynolds, reynolds_cluster.agent_token, "wb-1", "workbench", f"{agent.base_url}/mcp") as side,
     ):
         task_id = (await call(c, "orchestrate", {"plan": plan, "wait": False}))["task_id"]
 
         async def handoff(parent: str, *subtasks: dict[str, Any]) -> dict[str, Any]:
-            return await call(
-                agent_side, "handoff", {"task_id": task_id, "subtask_id": parent, "subtasks": list(subtasks)}
-            )
+            return await side.handoff(task_id, parent, *subtasks)
+
+        async def parent_running() -> bool:
+            return subtask(await call(c, "get_task", {"task_id": task_id}), "parent")["state"] == "running"
+
+        await wait_until(parent_running, 10, "the parent to run on wb-1")
 
         added = await handoff(
             "parent",
-            {"id": "child", "tool": "echo", "arguments": {"value": "found something"}},
+            {"id": "child", "tool": "sleep", "arguments": CHILD_SLEEP},
             {"id": "follow_up", "tool": "echo", "arguments": {"value": "after"}, "depends_on": ["parent", "child"]},
         )
         assert added == {"task_id": task_id, "added": ["child", "follow_up"]}
 
         # the child runs at once, while its parent is still running
-        async def child_done() -> dict[str, Any] | None:
+        async def child_running() -> dict[str, Any] | None:
             view = await call(c, "get_task", {"task_id": task_id})
-            return view if subtask(view, "child")["state"] == "succeeded" else None
+            return view if subtask(view, "child")["state"] == "running" else None
 
-        view = await wait_until(child_done, 10, "the handed-off child to succeed")
+        view = await wait_until(child_running, 10, "the handed-off child to run")
         assert subtask(view, "parent")["state"] == "running", view
 
         with pytest.raises(errors.ReynoldsError) as repeat:

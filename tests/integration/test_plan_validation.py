@@ -8,12 +8,14 @@ from typing import Any
 import pytest
 
 from reynolds import errors
-from reynolds.client import call
+from reynolds.client import call, connect
 from tests.integration.cluster import Cluster
-from tests.integration.conftest import run_plan, sql, start_workbench
+from tests.integration.conftest import run_plan, sql, start_workbench, wait_task
 
 MAX_ARGUMENT_BYTES = 300
 MAX_SUBTASKS = 5
+MAX_RESULT_BYTES = 1024
+MAX_RESOLVED_ARGUMENT_BYTES = 4096
 
 
 def echo(sid: str, **extra: Any) -> dict[str, Any]:
@@ -47,6 +49,33 @@ INVALID_PLANS: list[tuple[str, list[dict[str, Any]], list[str]]] = [
         ["max_subtasks", str(MAX_SUBTASKS), str(MAX_SUBTASKS + 1)],
     ),
     ("bad subtask id", [echo("has space")], ["plan.subtasks.0.id", "pattern"]),
+    (
+        "misspelled argument",
+        [{"id": "a", "tool": "echo", "arguments": {"valeu": 1}}],
+        ["subtask 'a': argument 'valeu' is not accepted by echo (did you mean 'value'? expected one of: value)"],
+    ),
+    (
+        "argument of the wrong type",
+        [{"id": "nap", "tool": "sleep", "arguments": {"seconds": "ten"}}],
+        ["subtask 'nap': argument 'seconds' must be number, got \"ten\""],
+    ),
+    ("missing argument", [{"id": "r", "tool": "record"}], ["subtask 'r': argument 'key' is required by record"]),
+    (
+        "misspelled argument beside a reference",
+        [echo("a"), {"id": "b", "tool": "echo", "arguments": {"vlue": {"$from": "a"}}}],
+        ["subtask 'b': argument 'vlue' is not accepted by echo"],
+    ),
+    (
+        "malformed reference path",
+        [echo("a"), {"id": "b", "tool": "echo", "arguments": {"value": {"$from": "a", "path": "value.--1"}}}],
+        ["subtask 'b'", "bad step '--1'"],
+    ),
+    ("NUL in an argument", [{"id": "n", "tool": "echo", "arguments": {"value": "a\x00b"}}], ["'value'", "NUL"]),
+    (
+        "fan-in past the resolved limit",
+        [echo("a"), {"id": "join", "tool": "echo", "arguments": {"value": [{"$from": "a"}] * 5}}],
+        ["'join' reads 5 $from values", "max_result_bytes", "max_resolved_argument_bytes"],
+    ),
     ("empty plan", [], ["plan.subtasks", "at least 1"]),
 ]
 
@@ -65,6 +94,8 @@ async def test_invalid_plans_are_refused_and_store_nothing(reynolds_cluster: Clu
         reynolds_cluster,
         REYNOLDS_MAX_ARGUMENT_BYTES=str(MAX_ARGUMENT_BYTES),
         REYNOLDS_MAX_SUBTASKS=str(MAX_SUBTASKS),
+        REYNOLDS_MAX_RESULT_BYTES=str(MAX_RESULT_BYTES),
+        REYNOLDS_MAX_RESOLVED_ARGUMENT_BYTES=str(MAX_RESOLVED_ARGUMENT_BYTES),
     )
     async with reynolds_cluster.client() as c:
         for name, subtasks, expected in INVALID_PLANS:
@@ -84,3 +115,19 @@ async def test_invalid_plans_are_refused_and_store_nothing(reynolds_cluster: Clu
     for table in ("tasks", "subtasks"):
         rows = await sql(reynolds_cluster, f"SELECT count(*) AS n FROM {table}")
         assert rows[0]["n"] == (1 if table == "tasks" else MAX_SUBTASKS), table
+
+
+@pytest.mark.anyio
+async def test_a_handoff_with_a_misspelled_argument_is_refused_and_adds_nothing(reynolds_cluster: Cluster) -> None:
+    reynolds, _ = start_workbench(reynolds_cluster)
+    plan = {"subtasks": [{"id": "parent", "tool": "sleep", "arguments": {"seconds": 3}}]}
+    async with (
+        reynolds_cluster.client() as c,
+        connect(f"{reynolds.base_url}/agents/mcp", reynolds_cluster.agent_token) as agent_side,
+    ):
+        task_id = (await call(c, "orchestrate", {"plan": plan, "wait": False}))["task_id"]
+        child = {"id": "child", "tool": "echo", "arguments": {"vaule": "found"}}
+        with pytest.raises(errors.ReynoldsError, match="subtask 'child': argument 'vaule' is not accepted by echo"):
+            await call(agent_side, "handoff", {"task_id": task_id, "subtask_id": "parent", "subtasks": [child]})
+        view = await wait_task(c, task_id)
+    assert view["state"] == "succeeded" and [s["id"] for s in view["subtasks"]] == ["parent"], view

@@ -1,15 +1,30 @@
-"""BearerAuth in front of a small Starlette app, called through httpx2's ASGI transport."""
+"""BearerAuth in front of a small Starlette app, called through httpx2's ASGI transport; the token formats."""
 
 from __future__ import annotations
+
+import re
 
 import httpx2
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from reynolds.auth import BearerAuth
+from reynolds import errors
+from reynolds.auth import (
+    ANY_POOL,
+    PRINCIPAL_KEY,
+    BearerAuth,
+    PoolTokens,
+    Principal,
+    TokenTable,
+    Verifier,
+    agent_token_for,
+    agent_verifier,
+    parse_client_tokens,
+)
+from reynolds.config import Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -112,3 +127,63 @@ def test_a_prefix_without_tokens_is_a_configuration_error() -> None:
         BearerAuth(inner, {"/mcp": ["t"], "/agents/mcp": [""]})
     with pytest.raises(ValueError, match="no bearer token configured for /mcp"):
         BearerAuth(inner, {"/mcp": []})
+
+
+# ---------------------------------------------------------------- principals and token formats
+def principal_app(protected: dict[str, Verifier]) -> BearerAuth:
+    async def who(request: Request) -> JSONResponse:
+        p = request.scope[PRINCIPAL_KEY]
+        return JSONResponse({"name": p.name, "scopes": sorted(p.scopes), "pool": p.pool})
+
+    return BearerAuth(Starlette(routes=[Route("/mcp", who, methods=["POST"])]), protected)
+
+
+async def test_the_callers_principal_reaches_the_app_through_the_scope() -> None:
+    table = TokenTable(parse_client_tokens("tok-alice alice\ntok-ops ops admin\n"))
+    transport = httpx2.ASGITransport(app=principal_app({"/mcp": table}))
+    async with httpx2.AsyncClient(transport=transport, base_url="http://reynolds") as c:
+        alice = (await c.post("/mcp", headers=bearer("tok-alice"))).json()
+        ops = (await c.post("/mcp", headers=bearer("tok-ops"))).json()
+    assert alice == {"name": "alice", "scopes": ["read", "submit"], "pool": None}
+    assert ops == {"name": "ops", "scopes": ["admin"], "pool": None}
+
+
+def test_client_token_lines_keep_old_files_working_and_add_names_and_scopes() -> None:
+    table = parse_client_tokens("# comment\nbare-token\n\nt2 bob read  # trailing comment\nt3 ops admin,read\n")
+    assert set(table) == {"bare-token", "t2", "t3"}
+    bare = table["bare-token"]
+    assert bare.scopes == {"read", "submit"} and bare.name.startswith("token-") and "bare" not in bare.name
+    assert (table["t2"].name, table["t2"].scopes) == ("bob", {"read"})
+    assert not table["t2"].allows("submit")
+    assert table["t3"].allows("submit")  # admin includes every scope
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("tok name superuser", "unknown scope superuser"), ("a b c d", "expected '<token> [name] [scopes]'")],
+)
+def test_a_bad_client_tokens_line_names_its_number(text: str, message: str) -> None:
+    with pytest.raises(errors.InvalidRequest, match=re.escape(f"line 2: {message}")):
+        parse_client_tokens("ok-token\n" + text)
+
+
+def test_pool_tokens_admit_their_own_pool_only() -> None:
+    tokens = PoolTokens("the-agent-key")
+    devops = tokens.token_for("devops")
+    assert devops.startswith("devops.") and devops != tokens.token_for("code")
+    assert tokens.lookup(devops.encode()) == Principal(name="pool:devops", pool="devops")
+    forged = "code." + devops.split(".", 1)[1]  # another pool's name on a real token's signature
+    for given in (forged, "devops.", "devops", PoolTokens("other-key").token_for("devops"), "\xff"):
+        assert tokens.lookup(given.encode("utf-8", "surrogateescape")) is None
+
+
+def test_the_shared_agent_token_needs_an_explicit_setting() -> None:
+    with pytest.raises(errors.InvalidRequest, match="REYNOLDS_AGENT_AUTH=shared"):
+        agent_verifier(Settings(agent_token="old-shared", agent_key="k"))
+    with pytest.raises(errors.InvalidRequest, match="no agent key"):
+        agent_verifier(Settings())
+    shared = Settings(agent_token="old-shared", agent_auth="shared")
+    assert agent_verifier(shared).lookup(b"old-shared") == Principal(name="agent", pool=ANY_POOL)
+    assert agent_token_for(shared, "devops") == "old-shared"
+    keyed = Settings(agent_key="k")
+    assert agent_token_for(keyed, "devops") == PoolTokens("k").token_for("devops")

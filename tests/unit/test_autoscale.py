@@ -1,10 +1,14 @@
-"""The autoscaler's decision function and one loop round, with real callables (no Docker, no Redis)."""
+"""The autoscaler's decision function and one loop round with real callables (no Docker), and leadership: with
+two processes only the holder of a real Redis lease scales."""
 
 from __future__ import annotations
 
 import pytest
+import redis.asyncio as aioredis
 
 from reynolds.autoscale import Autoscaler, Decision, Policy, PoolLoad, decide
+from reynolds.keys import Keys
+from reynolds.leader import Lease
 
 POLICY = Policy(
     min_replicas=1, max_replicas=6, depth_per_replica=4, max_age_s=30, up_cooldown_s=30, down_cooldown_s=120
@@ -89,3 +93,29 @@ async def test_loop_scales_changed_pools_respects_cooldown_and_survives_failures
     second = await scaler.tick()
     assert scaled == [("code", 3), ("code", 6)]
     assert Decision("code", 3, 6, second[0].reason) == second[0]
+
+
+@pytest.mark.anyio
+async def test_only_the_lease_holder_scales(redis_client: aioredis.Redis, keys: Keys) -> None:
+    scaled: list[tuple[str, str, int]] = []
+
+    def process(name: str) -> tuple[Lease, Autoscaler]:
+        lease = Lease(redis_client, keys.lease("fleet"), name)
+
+        async def read_load(pool: str) -> PoolLoad:
+            return PoolLoad(depth=12, oldest_age_s=1, replicas=1)
+
+        async def scale(pool: str, replicas: int) -> None:
+            scaled.append((name, pool, replicas))  # the recorded stand-in for the Docker scaler
+
+        return lease, Autoscaler(["code"], read_load, scale, POLICY, leads=lambda: lease.held)
+
+    (lease_a, a), (lease_b, b) = process("a"), process("b")
+    assert await lease_a.try_hold() and not await lease_b.try_hold()
+    assert await a.tick() and await b.tick() == []
+    assert scaled == [("a", "code", 3)]
+
+    await lease_a.release()  # a shuts down; b takes over, and a no longer scales
+    assert await lease_b.try_hold()
+    assert await a.tick() == [] and await b.tick()
+    assert scaled == [("a", "code", 3), ("b", "code", 3)]  # the same absolute count: acting twice is harmless

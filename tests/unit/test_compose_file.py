@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from reynolds.auth import PoolTokens
+
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.orchestration.yaml"
 CI = REPO / "docker-compose.ci.yaml"
@@ -154,7 +156,7 @@ def test_agent_layers(compose: dict) -> None:
         dockerfile = (REPO / f"agents/{pool}/Dockerfile").read_text()
         assert f"COPY agents/{pool}/knowledge/ /app/knowledge/" in dockerfile
         assert service["environment"]["MCP_ENDPOINT"] == "http://reynolds:8080/agents/mcp"
-        assert service["environment"]["AGENT_TOKEN_FILE"] == "/run/secrets/agent_token"
+        assert service["environment"]["AGENT_TOKEN_FILE"] == f"/run/secrets/agent_token_{pool}"  # its pool's only
         assert "AGENT_URL" not in service["environment"]  # each replica advertises its own address
 
 
@@ -207,15 +209,17 @@ def test_secrets_come_from_files_with_an_example_each(compose: dict) -> None:
                 assert value.removeprefix("/run/secrets/") in service["secrets"], f"{name}: {key}"
 
 
-def test_make_secrets_creates_every_secret_once(compose: dict, tmp_path: Path) -> None:
+def test_make_secrets_creates_every_secret_once(compose: dict, ci: dict, tmp_path: Path) -> None:
     target = tmp_path / "secrets"
     subprocess.run([REPO / "scripts/make-secrets.sh", target], check=True, capture_output=True)
     made = {p.name: p.read_text() for p in target.iterdir()}
-    assert set(made) == set(compose["secrets"])
-    random = [made[n] for n in ("postgres_password", "client_token", "agent_token", "grafana_admin_password")]
+    assert set(made) == set(compose["secrets"]) | set(ci["secrets"])
+    random = [made[n] for n in ("postgres_password", "client_token", "agent_key", "grafana_admin_password")]
     assert all(len(v.strip()) >= 32 for v in random)
     assert len(set(random)) == len(random)
     assert made["github_token"] == ""
+    key = PoolTokens(made["agent_key"].strip())
+    assert made["agent_token_devops"].strip() == key.token_for("devops")  # derived as Reynolds derives it
     assert target.stat().st_mode & 0o777 == 0o700
     subprocess.run([REPO / "scripts/make-secrets.sh", target], check=True, capture_output=True)
     assert {p.name: p.read_text() for p in target.iterdir()} == made  # never overwritten

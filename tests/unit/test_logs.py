@@ -83,3 +83,26 @@ def test_bound_context_appears_in_every_line(capsys: pytest.CaptureFixture[str],
         structlog.contextvars.clear_contextvars()
     [line] = [json.loads(x) for x in capsys.readouterr().err.splitlines() if x.strip()]
     assert (line["task_id"], line["subtask_id"], line["level"]) == ("t-1", "s-1", "debug")
+
+
+def test_console_format_is_one_readable_line_per_event(
+    capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
+    configure_logging("INFO", secrets=[SECRET], fmt="console")
+    structlog.get_logger("t").info("task finished", task_id="abc", token=SECRET)
+    logging.getLogger("lib").warning("library says %s", SECRET)
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert len(lines) == 2
+    assert "task finished" in lines[0] and "task_id" in lines[0] and "abc" in lines[0]
+    assert not lines[0].lstrip().startswith("{")  # not JSON
+    assert "library says" in lines[1]
+    assert all(SECRET not in line and REDACTED in line for line in lines)
+
+
+def test_auto_format_is_json_when_stderr_is_not_a_terminal(
+    capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
+    configure_logging("INFO", fmt="auto")  # capsys: stderr is a pipe, as in a container
+    structlog.get_logger("t").info("hello")
+    [line] = [json.loads(x) for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert line["event"] == "hello"

@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,9 +26,10 @@ SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", 
 
 
 def promtool() -> str:
-    path = shutil.which("promtool")
+    # `make setup` puts it next to the virtualenv's python (scripts/promtool.sh)
+    path = shutil.which("promtool") or shutil.which("promtool", path=str(Path(sys.executable).parent))
     if path is None:
-        pytest.fail("promtool not found: apt-get install -y --no-install-recommends prometheus")
+        pytest.fail("promtool not found: run `make setup` (scripts/promtool.sh)")
     return path
 
 
@@ -86,6 +88,15 @@ def test_dashboard_and_alerts_use_only_exported_metrics() -> None:
     assert used - exported == set(), f"not exported by the code: {sorted(used - exported)}"
 
 
+def test_fleet_gauges_are_never_summed_across_processes() -> None:
+    """Fleet-level gauges come from the fleet leader, and during a handover from two processes: max, never sum."""
+    fleet = "|".join(Metrics.FLEET)
+    summed = re.compile(rf"\b(sum|avg)\b[^()]*(\([^()]*\))?\s*\((?:[^()]*\()?\s*({fleet})\b")
+    exprs = dashboard_exprs() + [rule["expr"] for rule in alert_rules()]
+    assert [e for e in exprs if summed.search(e)] == []
+    assert all(name in " ".join(exprs) for name in Metrics.FLEET)
+
+
 def test_dashboard_covers_what_operators_watch() -> None:
     used = {name for expr in dashboard_exprs() for name in METRIC.findall(expr)}
     for metric in (
@@ -136,9 +147,28 @@ def test_prometheus_scrapes_reynolds_and_every_agent_pool_by_dns() -> None:
 
 def test_required_alerts_exist() -> None:
     by_name = {rule["alert"]: rule for rule in alert_rules()}
-    assert {"AgentPoolDown", "QueueBacklogGrowing", "CircuitOpen", "TaskFailureRatioHigh", "ReynoldsNotReady"} <= set(
-        by_name
-    )
+    required = {"AgentPoolDown", "QueueBacklogGrowing", "CircuitOpen", "TaskFailureRatioHigh", "ReynoldsNotReady"}
+    assert required | {"FleetLeaderMissing"} <= set(by_name)
     for rule in by_name.values():
         assert rule["labels"]["severity"] in {"critical", "warning", "info"}
         assert rule["annotations"]["summary"] and rule["annotations"]["description"]
+
+
+def test_a_process_that_does_not_lead_exports_no_fleet_gauges() -> None:
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    metrics.queue_depth.labels("code").set(4)
+    metrics.agents.labels("code", "healthy").set(2)
+    metrics.utilisation.labels("code").set(0.5)
+    metrics.tasks_active.set(3)
+    metrics.clear_fleet()
+    samples = {s.name: s.value for family in registry.collect() for s in family.samples}
+    assert [name for name in samples if name in Metrics.FLEET] == ["reynolds_tasks_active"]
+    assert samples["reynolds_tasks_active"] == 0
+
+
+def test_finished_task_counters_exist_from_the_start() -> None:
+    registry = CollectorRegistry()
+    Metrics(registry)
+    assert registry.get_sample_value("reynolds_tasks_total", {"state": "succeeded"}) == 0
+    assert registry.get_sample_value("reynolds_tasks_total", {"state": "failed"}) == 0

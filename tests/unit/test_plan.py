@@ -4,6 +4,7 @@ levels, critical path, strategies)."""
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from typing import Any
 
@@ -11,7 +12,15 @@ import pytest
 
 from reynolds import errors
 from reynolds.models import Plan, PlanView
-from reynolds.plan import build_plan, extract, references, resolve_references
+from reynolds.payload import safe_output
+from reynolds.plan import (
+    bounded_schema,
+    build_plan,
+    extract,
+    references,
+    resolve_references,
+    resolved_size,
+)
 
 CATALOG = {
     "echo": {"workbench"},
@@ -202,22 +211,161 @@ def test_extract_follows_list_indices_including_negative() -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "stopped_at"),
+    ("path", "stopped_at", "found"),
     [
-        ("missing", "missing"),
-        ("rows.3", "3"),
-        ("rows.-4", "-4"),
-        ("rows.first", "first"),
-        ("rows.0.0.deeper", "deeper"),
-        ("name.0", "0"),
+        ("missing", "missing", "an object with keys name, rows"),
+        ("rows.3", "3", "a list of 3 items"),
+        ("rows.-4", "-4", "a list of 3 items"),
+        ("rows.first", "first", "a list of 3 items"),
+        ("rows.--1", "--1", "a list of 3 items"),
+        ("rows.0.0.deeper", "deeper", "a int"),
+        ("name.0", "0", "a string"),
     ],
 )
-def test_extract_errors_say_where_they_stopped(path: str, stopped_at: str) -> None:
+def test_extract_errors_say_where_they_stopped_and_what_was_there(path: str, stopped_at: str, found: str) -> None:
     data = {"rows": [[1, 2], [3, 4], [5, 6]], "name": "text"}
-    with pytest.raises(
-        errors.BadReference, match=re.escape(f"output of 'src' has no {path!r} (stopped at {stopped_at!r})")
-    ):
+    expected = f"output of 'src' has no {path!r} (stopped at {stopped_at!r}, where there is {found})"
+    with pytest.raises(errors.BadReference, match=re.escape(expected)):
         extract(data, path, "src")
+
+
+@pytest.mark.parametrize(
+    ("placeholder", "fragment"),
+    [
+        ({"$from": "src", "path": "rows.--1"}, "bad step '--1'"),
+        ({"$from": "src", "path": "a..b"}, "bad step ''"),
+        ({"$from": "src", "path": 3}, "must be strings"),
+        ({"$from": ["src"]}, "must be strings"),
+        ({"$from": "src", "pth": "a"}, "not ['pth']"),
+    ],
+)
+def test_malformed_placeholders_are_refused_at_submit(placeholder: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(errors.BadReference, match=re.escape(fragment)):
+        build(node("src"), node("dst", arguments={"v": placeholder}))
+
+
+def test_a_missing_or_truncated_source_is_a_bad_reference() -> None:
+    with pytest.raises(errors.BadReference, match="output of 'gone' is not available"):
+        resolve_references({"v": {"$from": "gone"}}, {})
+    big, _ = safe_output("x" * 100, max_bytes=10)
+    with pytest.raises(errors.BadReference, match="only a preview was kept"):
+        resolve_references({"v": {"$from": "big", "path": "preview"}}, {"big": big})
+
+
+# ---------------------------------------------------------------- resolved size
+
+
+def test_resolved_size_is_exact_without_building_the_value() -> None:
+    outputs = {"a": {"text": "é" * 10, "n": [1, 2.5, None, True]}, "b": "plain"}
+    value = {"x": [{"$from": "a"}, {"$from": "a", "path": "n"}, "lit", 7], "y": {"$from": "b"}, "z": {}, "w": []}
+    resolved = resolve_references(value, outputs)
+    assert resolved_size(value, outputs, {}) == len(json.dumps(resolved, separators=(",", ":")))
+
+
+def test_repeated_references_over_the_cap_fail_before_they_are_built() -> None:
+    outputs = {"src": {"blob": "x" * 10_000}}
+    fan_in = {"items": [{"$from": "src", "path": "blob"}] * 1000}  # 14 KB of plan, 10 MB resolved
+    with pytest.raises(errors.LimitExceeded, match=r"10\d{6} bytes .*\(max_resolved_argument_bytes\) is 1000000"):
+        resolve_references(fan_in, outputs, max_bytes=1_000_000)
+    assert len(resolve_references(fan_in, outputs, max_bytes=20_000_000)["items"]) == 1000
+
+
+def test_fan_in_past_the_worst_case_is_refused_at_submit() -> None:
+    reads = [{"$from": f"s{i}"} for i in range(5)]
+    plan = [node(f"s{i}") for i in range(5)] + [node("join", arguments={"all": reads})]
+    with pytest.raises(errors.LimitExceeded, match=r"'join' reads 5 \$from values .*max_resolved_argument_bytes"):
+        build(*plan, max_result_bytes=1000, max_resolved_argument_bytes=4000)
+    build(*plan, max_result_bytes=1000, max_resolved_argument_bytes=6000)
+
+
+# ---------------------------------------------------------------- input schemas
+
+LINT_SCHEMA = {  # what MCPServer generates: properties named, nothing said about others
+    "type": "object",
+    "properties": {
+        "path": {"type": "string"},
+        "select": {"type": "array", "items": {"type": "string"}},
+        "limit": {"type": "integer"},
+        "options": {"$ref": "#/$defs/Options"},
+    },
+    "required": ["path"],
+    "$defs": {"Options": {"type": "object", "properties": {"fix": {"type": "boolean"}}}},
+}
+SPECS = {("code", "lint"): {"input_schema": LINT_SCHEMA}, ("workbench", "echo"): {"input_schema": {"type": "object"}}}
+
+
+def lint(**arguments: Any) -> dict[str, Any]:
+    return node("lint", tool="lint", arguments=arguments)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            {"pth": "src"},
+            "subtask 'lint': argument 'pth' is not accepted by lint (did you mean 'path'? expected one of: limit, "
+            "options, path, select)",
+        ),
+        ({"path": "src", "limit": "ten"}, "subtask 'lint': argument 'limit' must be integer, got \"ten\""),
+        ({"select": ["E"]}, "subtask 'lint': argument 'path' is required by lint"),
+        ({"path": "src", "select": ["E", 5]}, "argument 'select.1' must be string, got 5"),
+        ({"path": "src", "options": {"fxi": True}}, "argument 'options.fxi' is not accepted by lint"),
+    ],
+)
+def test_arguments_the_schema_refuses_name_subtask_field_and_expectation(
+    arguments: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(errors.InvalidArgument, match=re.escape(message)):
+        build(lint(**arguments), tool_specs=SPECS)
+
+
+def test_arguments_the_schema_accepts_pass() -> None:
+    build(lint(path="src", select=["E"], limit=3, options={"fix": True}), tool_specs=SPECS)
+    build(node("e", arguments={"anything": 1}), tool_specs=SPECS)  # a schema without properties stays open
+
+
+def test_a_schema_that_allows_extra_arguments_keeps_them() -> None:
+    open_schema = {**LINT_SCHEMA, "additionalProperties": True}
+    build(lint(path="src", extra=1), tool_specs={("code", "lint"): {"input_schema": open_schema}})
+    typed = {**LINT_SCHEMA, "additionalProperties": {"type": "integer"}}
+    with pytest.raises(errors.InvalidArgument, match="argument 'extra' must be integer"):
+        build(lint(path="src", extra="x"), tool_specs={("code", "lint"): {"input_schema": typed}})
+
+
+def test_placeholders_are_accepted_wherever_a_value_goes() -> None:
+    view = build(
+        node("src"),
+        lint(path={"$from": "src", "path": "value"}, limit={"$from": "src"}, select=[{"$from": "src"}]),
+        tool_specs=SPECS,
+    )
+    assert deps_of(view)["lint"] == ["src"]
+    with pytest.raises(errors.InvalidArgument, match="'pth' is not accepted"):  # names are still checked
+        build(node("src"), lint(path="a", pth={"$from": "src"}), tool_specs=SPECS)
+
+
+def test_all_of_parts_are_not_closed() -> None:
+    schema = {"allOf": [{"properties": {"a": {}}}, {"properties": {"b": {}}}]}
+    build(node("e", arguments={"a": 1, "b": 2}), tool_specs={("workbench", "echo"): {"input_schema": schema}})
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [None, "not a schema", {"type": 12}, {"properties": {"x": {"type": "string"}}, "description": "y" * 70_000}],
+)
+def test_unusable_schemas_are_not_kept(schema: Any) -> None:
+    assert bounded_schema(schema) is None
+    build(node("e", arguments={"x": 1}), tool_specs={("workbench", "echo"): {"input_schema": schema}})
+
+
+def test_a_schema_with_an_unresolvable_ref_leaves_arguments_to_the_agent() -> None:
+    schema = {"type": "object", "properties": {"x": {"$ref": "https://example.invalid/s.json"}}}
+    build(node("e", arguments={"x": 1}), tool_specs={("workbench", "echo"): {"input_schema": schema}})
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", "lone \udcff"])
+def test_unstorable_characters_in_arguments_are_refused(bad: str) -> None:
+    with pytest.raises(errors.InvalidArgument, match=r"argument 'v\.1' holds a NUL or unpaired surrogate"):
+        build(node("e", arguments={"v": ["ok", bad]}))
 
 
 # ---------------------------------------------------------------- rank, levels, critical path

@@ -1,13 +1,19 @@
-"""The replica registry against a real Redis: registration, heartbeats and expiry, the tool catalog, and the
-choice of a replica (load, success record, health, circuits, concurrency, avoidance). Probes hit a real
-Starlette app through httpx2's ASGI transport."""
+"""The replica registry against a real Redis: registration, heartbeats and expiry, the tool catalog, static
+replicas from the pools file (kept, added and removed on reload), what is kept of a hostile tools/list, and the
+choice of a replica (load, success record, health, circuits, concurrency, avoidance). Probes are MCP requests
+to a real server process (a plain SDK server without /health); health URLs are served by a Starlette app
+through httpx2's ASGI transport."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio
 import httpx2
+import mcp_types as types
 import pytest
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
@@ -17,8 +23,10 @@ from starlette.routing import Route
 
 from reynolds.config import Settings
 from reynolds.keys import Keys
-from reynolds.pools import load_pools
-from reynolds.registry import CACHE_S, Registry, Replica
+from reynolds.pools import PoolSpec, load_pools
+from reynolds.registry import CACHE_S, MAX_DESCRIPTION, MAX_TOOLS, Registry, Replica
+from reynolds.sessions import Sessions
+from tests.servers import process
 
 pytestmark = pytest.mark.anyio
 
@@ -45,6 +53,38 @@ def replica(
 @pytest.fixture
 def registry(redis_client: aioredis.Redis, keys: Keys) -> Registry:
     return Registry(redis_client, keys, settings())
+
+
+@pytest.fixture(scope="module")
+def mcp_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A plain MCP server (no /health) running as a process."""
+    port = process.free_port()
+    proc = process.start(port, "probed", tmp_path_factory.mktemp("plain") / "server.log")
+    yield f"http://127.0.0.1:{port}/mcp"
+    process.kill(proc)
+
+
+@asynccontextmanager
+async def open_sessions() -> AsyncIterator[Sessions]:
+    async with anyio.create_task_group() as tg:
+        sessions = Sessions(tg)
+        yield sessions
+        await sessions.close_all()
+        tg.cancel_scope.cancel()
+
+
+def health_app() -> httpx2.AsyncClient:
+    """Health URLs answered by host: ``up`` says 200, anything else 503."""
+
+    async def health(request: Request) -> JSONResponse:
+        ok = request.url.hostname == "up"
+        return JSONResponse({"ok": ok}, status_code=200 if ok else 503)
+
+    return httpx2.AsyncClient(transport=httpx2.ASGITransport(app=Starlette(routes=[Route("/health", health)])))
+
+
+def spec(name: str, **fields: object) -> PoolSpec:
+    return PoolSpec.model_validate({"name": name, **fields})
 
 
 async def seen(registry: Registry, pool: str | None = None) -> list[str]:
@@ -127,9 +167,9 @@ async def test_catalog_maps_tools_to_pools_including_static_ones(registry: Regis
     await registry.register(replica("c1", pool="code", tools=["lint", "echo"]))
     pools_file = tmp_path / "pools.yaml"
     pools_file.write_text("pools:\n  - name: search\n    url: http://search:9000/mcp\n")
-    [spec] = load_pools(pools_file)
-    static = registry.add_static(spec, ["find"], 0)
-    assert (static.agent_id, static.static, static.url) == ("search-0", True, "http://search:9000/mcp")
+    [static], removed = registry.set_static(load_pools(pools_file))
+    assert (static.agent_id, static.static, static.url, removed) == ("search-0", True, "http://search:9000/mcp", [])
+    static.learn([types.Tool(name="find", input_schema={"type": "object"})])
     assert await registry.catalog() == {
         "echo": {"workbench", "code"},
         "sleep": {"workbench"},
@@ -175,25 +215,47 @@ async def test_choose_breaks_load_ties_by_success_rate(registry: Registry) -> No
         assert (await registry.choose("workbench")).agent_id == "good"
 
 
-async def test_choose_skips_unhealthy_replicas(registry: Registry) -> None:
-    async def health(request: Request) -> JSONResponse:
-        ok = request.url.hostname == "up"
-        return JSONResponse({"status": "ok" if ok else "down"}, status_code=200 if ok else 503)
-
-    app = Starlette(routes=[Route("/health", health)])
+async def test_choose_skips_replicas_that_do_not_answer_mcp_probes(registry: Registry, mcp_url: str) -> None:
     up, down = replica("up"), replica("down")
+    up.url, down.url = mcp_url, f"http://127.0.0.1:{process.free_port()}/mcp"  # nothing listens there
     await registry.register(up)
     await registry.register(down)
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app)) as http:
-        await registry.probe_all(http)
+    async with open_sessions() as sessions, health_app() as http:
+        await registry.probe_all(sessions, http)
         assert registry.health_of(down).healthy  # one failed probe is not enough (unhealthy_after=2)
-        await registry.probe_all(http)
+        await registry.probe_all(sessions, http)
     assert not registry.health_of(down).healthy and registry.health_of(up).healthy
     for _ in range(10):
         assert (await registry.choose("workbench")).agent_id == "up"
     assert await registry.capacity("workbench") == up.max_concurrency
     await registry.deregister("workbench", "up")
     assert await registry.choose("workbench") is None
+
+
+async def test_a_health_url_is_checked_besides_the_mcp_probe(registry: Registry, mcp_url: str) -> None:
+    registry.set_static(
+        [
+            spec("fine", url=mcp_url, health_url="http://up/health"),
+            spec("sick", url=mcp_url, health_url="http://sick/health"),
+            spec("plain", url=mcp_url),
+        ]
+    )
+    async with open_sessions() as sessions, health_app() as http:
+        for _ in range(2):
+            await registry.probe_all(sessions, http)
+    healthy = {r.pool: registry.health_of(r).healthy for r in await registry.replicas()}
+    assert healthy == {"fine": True, "sick": False, "plain": True}
+    # probing connected the static replicas, and connecting learned their tools
+    assert all("where" in r.tools for r in await registry.replicas())
+
+
+async def test_a_probe_heals_a_replica_that_could_not_be_connected(registry: Registry, mcp_url: str) -> None:
+    [static], _ = registry.set_static([spec("late", url=mcp_url)])
+    registry.mark_unhealthy(static)
+    assert not registry.health_of(static).healthy and await registry.choose("late") is None
+    async with open_sessions() as sessions, health_app() as http:
+        await registry.probe_all(sessions, http)
+    assert registry.health_of(static).healthy and (await registry.choose("late")) is static
 
 
 async def test_choose_skips_replicas_whose_circuit_is_open(registry: Registry) -> None:
@@ -247,13 +309,51 @@ async def test_a_half_open_trial_ending_without_a_verdict_frees_the_trial_slot(r
 
 
 async def test_probe_all_forgets_health_of_replicas_that_left(registry: Registry) -> None:
-    async def health(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok"})
-
-    app = Starlette(routes=[Route("/health", health)])
     await registry.register(replica("gone"))
     registry.health_of((await registry.replicas())[0])
     await registry.deregister("workbench", "gone")
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app)) as http:
-        await registry.probe_all(http)
+    async with open_sessions() as sessions, health_app() as http:
+        await registry.probe_all(sessions, http)
     assert registry.health == {}
+
+
+# ---------------------------------------------------------------- static replicas (the pools file)
+
+
+async def test_set_static_keeps_unchanged_replicas_adds_new_ones_and_removes_the_rest(registry: Registry) -> None:
+    added, _ = registry.set_static([spec("s", urls=["http://a/mcp", "http://b/mcp"]), spec("f", command=["srv"])])
+    assert [(r.agent_id, r.url) for r in added] == [
+        ("s-0", "http://a/mcp"),
+        ("s-1", "http://b/mcp"),
+        ("f-0", "stdio#0"),
+    ]
+    a = added[0]
+    fail_calls(registry, a, 1)  # some history that a reload must not wipe
+    added, removed = registry.set_static([spec("s", urls=["http://a/mcp", "http://c/mcp"])])
+    assert [(r.agent_id, r.url) for r in added] == [("s-2", "http://c/mcp")]  # ids are never reused
+    assert sorted(r.agent_id for r in removed) == ["f-0", "s-1"]
+    assert await seen(registry) == ["s-0", "s-2"]
+    assert (await registry.replicas("s"))[0] is a and registry.health_of(a).failures == 1
+
+
+async def test_a_changed_entry_replaces_its_replicas(registry: Registry) -> None:
+    [old], _ = registry.set_static([spec("s", url="http://a/mcp")])
+    [new], [gone] = registry.set_static([spec("s", url="http://a/mcp", max_concurrency=2)])
+    assert gone is old and (new.agent_id, new.max_concurrency) == ("s-1", 2)
+    assert registry.set_static([spec("s", url="http://a/mcp", max_concurrency=2)]) == ([], [])
+
+
+def test_learn_keeps_what_a_lying_tools_list_cannot_hurt_planning_with() -> None:
+    r = replica("liar")
+    listed = [
+        types.Tool(name="ok", description="d" * 5000, input_schema={"type": "object"}),
+        types.Tool(name="ok", description="a second 'ok'", input_schema={"type": "object"}),
+        types.Tool(name="bad name; rm -rf /", input_schema={"type": "object"}),
+        types.Tool(name="x" * 129, input_schema={"type": "object"}),
+        types.Tool(name="big", input_schema={"type": "object", "description": "y" * 100_000}),
+        *[types.Tool(name=f"t{i}", input_schema={"type": "object"}) for i in range(MAX_TOOLS + 5)],
+    ]
+    r.learn(listed)
+    assert r.tools[:2] == ["ok", "big"] and len(r.tools) == MAX_TOOLS
+    assert len(r.specs["ok"]["description"]) == MAX_DESCRIPTION
+    assert r.specs["big"]["input_schema"] is None  # too large to keep: that tool's arguments go unchecked

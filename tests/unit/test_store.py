@@ -61,7 +61,14 @@ async def states(store: Store, task_id: str) -> dict[str, str]:
 # ---------------------------------------------------------------- migrations
 
 
-ALL_MIGRATIONS = ["001_core", "002_planning", "003_tracking", "004_hot_updates", "005_workspace"]
+ALL_MIGRATIONS = [
+    "001_core",
+    "002_planning",
+    "003_tracking",
+    "004_hot_updates",
+    "005_workspace",
+    "006_identity_tenancy",
+]
 
 
 async def test_migrate_is_idempotent_and_records_versions(raw_store: Store) -> None:
@@ -76,6 +83,7 @@ async def test_migrate_is_idempotent_and_records_versions(raw_store: Store) -> N
         (3, "tracking"),
         (4, "hot_updates"),
         (5, "workspace"),
+        (6, "identity_tenancy"),
     ]
     tables = await raw_store.pool.fetch(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", raw_store.schema
