@@ -50,7 +50,7 @@ export REYNOLDS_E2E_TOKEN_FILE=$REYNOLDS_SECRETS_DIR/client_token
 
 built_images() {
   local name
-  for name in agent-base reynolds devops-agent platform-agent code-agent; do echo "reynolds/$name:$REYNOLDS_IMAGE_TAG"; done
+  for name in agent-base reynolds devops-agent platform-agent code-agent docker-agent; do echo "reynolds/$name:$REYNOLDS_IMAGE_TAG"; done
   for name in postgres redis prometheus; do echo "reynolds-ci/$name:$REYNOLDS_IMAGE_TAG"; done
 }
 

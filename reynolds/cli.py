@@ -129,6 +129,11 @@ def up(port: int, agent_port: int, state_dir: Path, with_workbench: bool, projec
     )
     for note in services.notes:
         console.print(note)
+    sandbox_env = {}
+    if os.geteuid() != 0 and "SANDBOX_ALLOW_UNSANDBOXED" not in os.environ:
+        # the agents cannot switch to a sandbox uid without root: run repository content as you, and say so
+        sandbox_env["SANDBOX_ALLOW_UNSANDBOXED"] = "true"
+        console.print("Sandbox: not root, so commands from repositories run as you (README, Security)")
     repo_context = Path("context").resolve()
     log_format = "console" if sys.stderr.isatty() else "json"
     base_env = {
@@ -144,6 +149,7 @@ def up(port: int, agent_port: int, state_dir: Path, with_workbench: bool, projec
         "REYNOLDS_LOG_FORMAT": os.environ.get("REYNOLDS_LOG_FORMAT", log_format),
         "AGENT_LOG_FORMAT": os.environ.get("AGENT_LOG_FORMAT", log_format),
         "REYNOLDS_AGENT_AUTH": "shared",  # local development: one token for every agent (README, Security)
+        **sandbox_env,
     }
     procs = [_start_prefixed("reynolds", [sys.executable, "-m", "reynolds", "serve"], base_env)]
     kinds = ["devops", "platform", "code", *(["workbench"] if with_workbench else [])]

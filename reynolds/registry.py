@@ -103,6 +103,8 @@ class Replica:
             kept[t.name] = {
                 "description": (t.description or "")[:MAX_DESCRIPTION],
                 "input_schema": bounded_schema(t.input_schema),  # None: too large or not a schema; unchecked
+                # readOnlyHint, destructiveHint ...: the planners never pick a destructive tool unasked
+                "annotations": t.annotations.model_dump(by_alias=True, exclude_none=True) if t.annotations else {},
             }
         if len(kept) < len(tools):
             log.warning("tools dropped from a tools/list", agent=self.key, listed=len(tools), kept=len(kept))

@@ -11,7 +11,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-$repo/secrets}
 random_names=(postgres_password client_token agent_key grafana_admin_password)
-pools=(devops platform code workbench)
+pools=(devops docker platform code workbench)
 empty_names=(github_token openai_api_key m365_credentials tenant_id)
 
 # The directory keeps other host users out; the files themselves must stay readable by the containers'

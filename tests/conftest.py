@@ -7,7 +7,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -57,6 +57,17 @@ _bring_services()
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """A fresh directory other users may enter (not list): sandboxed commands run as their own uids
+    (agents/runtime/sandbox.py) and must reach workspaces under it. pytest's own tmp_path lives under
+    /tmp/pytest-of-<user>, which every pytest session resets to 0700."""
+    path = Path(tempfile.mkdtemp(prefix="reynolds-test-"))
+    path.chmod(0o711)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,7 +1,14 @@
-"""Running pytest in the sandbox and reading its JUnit XML report into counts and per-test outcomes."""
+"""Running pytest in the sandbox and reading its JUnit XML report into counts and per-test outcomes.
+
+What is tested is the workspace's code: every ``src/`` from the tested directory up to the workspace
+root, then that directory and the root, come first on ``PYTHONPATH``, ahead of the agent's
+site-packages. The workspace's config files cannot undo the
+arguments the agent sets: ``-o addopts=`` drops every ``addopts`` (pytest.ini, pyproject.toml,
+setup.cfg, tox.ini), and the caller may pass none of the options that set plugins, config or report."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import uuid
@@ -11,14 +18,29 @@ from pathlib import Path
 import anyio
 from pydantic import BaseModel, Field
 
-from agents.runtime.errors import CommandFailed, ToolError
+from agents.runtime.errors import CommandFailed, PathOutsideWorkspace, ToolError
+from agents.runtime.layers import resolve_inside
 from agents.runtime.sandbox import Sandbox
 
 REPORT_DIR = ".reynolds/pytest"  # inside the workspace; the tree walkers skip .reynolds
 MAX_MESSAGE_CHARS = 4_000
 MAX_OUTPUT_TAIL = 4_000
-# pytest options a caller may not pass: they would move or suppress the report we read, or load code
-FORBIDDEN_ARGS = ("--junitxml", "--junit-xml", "--junit-prefix", "-p", "--rootdir", "--confcutdir", "--basetemp")
+MAX_REPORT_BYTES = 50_000_000
+# pytest options a caller may not pass: they would move or suppress the report we read, load code, or
+# bring back config the agent overrides (`-o addopts=...`, another ini file)
+FORBIDDEN_ARGS = (
+    "--junitxml",
+    "--junit-xml",
+    "--junit-prefix",
+    "--rootdir",
+    "--confcutdir",
+    "--basetemp",
+    "--override-ini",
+    "--config-file",
+    "--inifile",
+)
+# short options that take such a value; argparse also reads them inside a cluster (`-xp name`)
+FORBIDDEN_SHORT = frozenset("poc")
 
 # pytest's documented exit codes
 EXIT_NO_TESTS = 5
@@ -64,7 +86,8 @@ def check_args(args: list[str]) -> None:
         value = arg.split("=", 1)[-1]  # "--opt=value" carries a path in its value
         if value.startswith("/") or ".." in Path(value).parts:
             raise ToolError(f"pytest argument {arg!r} points outside the workspace")
-        if arg.startswith("-p") or any(arg == bad or arg.startswith(bad + "=") for bad in FORBIDDEN_ARGS):
+        short = arg.startswith("-") and not arg.startswith("--") and FORBIDDEN_SHORT & set(arg[1:].split("=")[0])
+        if short or any(arg == bad or arg.startswith(bad + "=") for bad in FORBIDDEN_ARGS):
             raise ToolError(f"pytest argument {arg!r} is not allowed here; the agent sets the report and plugins")
 
 
@@ -111,13 +134,38 @@ def _summary(tests: list[CaseOutcome], count: dict[str, int], duration_s: float)
     return summary + ("; failing: " + ", ".join(broken[:10]) if broken else "")
 
 
-async def run_pytest(sandbox: Sandbox, target: Path, shown: str, args: list[str], timeout_s: float) -> PytestReport:
-    """Run ``python -m pytest`` on ``target`` (from its directory) and read the JUnit report it writes."""
+def workspace_pythonpath(workspace: Path, cwd: Path) -> str:
+    """Import roots inside the workspace: every ``src/`` from ``cwd`` up to the workspace root (the
+    src layout), then ``cwd`` and the root themselves."""
+    here = [cwd, *(p for p in cwd.parents if p == workspace or workspace in p.parents)]
+    roots = [d / "src" for d in here if (d / "src").is_dir()] + [cwd, workspace]
+    return os.pathsep.join(dict.fromkeys(str(r) for r in roots))
+
+
+def read_report(workspace: Path, report: Path) -> str | None:
+    """The report pytest wrote, or None. The tests ran as repository content and may have replaced it
+    with a link: a link, a path out of the workspace or a huge file is not read."""
+    try:
+        resolve_inside(workspace, report.relative_to(workspace))
+        fd = os.open(report, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except (OSError, PathOutsideWorkspace):
+        return None
+    with open(fd, "rb") as f:
+        if not os.path.isfile(f"/proc/self/fd/{fd}") or os.fstat(fd).st_size > MAX_REPORT_BYTES:
+            return None
+        return f.read().decode(errors="replace")
+
+
+async def run_pytest(
+    sandbox: Sandbox, target: Path, shown: str, args: list[str], timeout_s: float, network: bool = False
+) -> PytestReport:
+    """Run ``python -m pytest`` on ``target`` (from its directory) and read the JUnit report it writes;
+    no network unless ``network``."""
     check_args(args)
     workspace = sandbox.root_for_call().resolve()
     report_rel = f"{REPORT_DIR}/junit-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}.xml"
     report = anyio.Path(workspace / report_rel)
-    await report.parent.mkdir(parents=True, exist_ok=True)
+    # pytest makes the report directory itself, as the sandbox uid, so it can write there
     target_is_file = await anyio.Path(target).is_file()
     cwd = target.parent if target_is_file else target
     argv = [
@@ -127,12 +175,22 @@ async def run_pytest(sandbox: Sandbox, target: Path, shown: str, args: list[str]
         f"--junitxml={report}",
         "-p",
         "no:cacheprovider",  # no .pytest_cache written into the caller's tree
+        "-o",
+        "addopts=",
+        f"--rootdir={cwd}",
+        f"--confcutdir={workspace}",  # no conftest.py from above the workspace
         *args,
     ]
     if target_is_file:
         argv.append(target.name)
     try:
-        result = await sandbox.run(argv, cwd=cwd.relative_to(workspace).as_posix() or ".", timeout_s=timeout_s)
+        result = await sandbox.run(
+            argv,
+            cwd=cwd.relative_to(workspace).as_posix() or ".",
+            timeout_s=timeout_s,
+            env={"PYTHONPATH": workspace_pythonpath(workspace, cwd), "PYTHONDONTWRITEBYTECODE": "1"},
+            network=network,
+        )
     except CommandFailed as err:
         if "did not finish" in str(err):
             raise CommandFailed(f"pytest in {shown} timed out after {timeout_s:g} s and was stopped") from err
@@ -140,8 +198,9 @@ async def run_pytest(sandbox: Sandbox, target: Path, shown: str, args: list[str]
     if result.exit_code in (3, 4) or (result.exit_code not in EXIT_MEANING):
         output = (result.stderr.strip() or result.stdout.strip())[-2000:]
         raise CommandFailed(f"pytest could not run in {shown} (exit {result.exit_code}): {output}")
-    written = await report.is_file()
-    tests = parse_junit(await report.read_text()) if written else []
+    xml_text = await anyio.to_thread.run_sync(read_report, workspace, Path(report))
+    written = xml_text is not None
+    tests = parse_junit(xml_text) if xml_text is not None else []
     count = {k: sum(t.outcome == k for t in tests) for k in ("passed", "failed", "error", "skipped")}
     no_tests = result.exit_code == EXIT_NO_TESTS
     summary = f"no tests collected in {shown}" if no_tests else _summary(tests, count, result.duration_s)

@@ -341,6 +341,45 @@ class PythonAnalysis(BaseModel):
     missing_docstrings: int
     skipped: list[SkippedFile] = Field(default_factory=list)
     summary: str
+    page: Page | None = Field(None, description="which modules this answer lists, and what it left out")
+
+
+class Page(BaseModel):
+    """One page of a tree's modules; totals and the summary always cover the whole tree."""
+
+    offset: int
+    limit: int
+    modules_total: int
+    modules_left_out: int = Field(description="modules of the tree not in this answer")
+    next_offset: int | None = Field(description="offset of the next page; None on the last one")
+    complex_functions_total: int
+
+
+MAX_COMPLEX_LISTED = 100
+
+
+def page(analysis: PythonAnalysis, offset: int, limit: int) -> PythonAnalysis:
+    """``analysis`` with only modules[offset:offset+limit] (and their import-graph entries) listed, the
+    worst MAX_COMPLEX_LISTED complex functions, and a Page saying what was left out."""
+    shown = analysis.modules[offset : offset + limit]
+    names = {m.module for m in shown}
+    end = offset + len(shown)
+    info = Page(
+        offset=offset,
+        limit=limit,
+        modules_total=len(analysis.modules),
+        modules_left_out=len(analysis.modules) - len(shown),
+        next_offset=end if end < len(analysis.modules) else None,
+        complex_functions_total=len(analysis.complex_functions),
+    )
+    return analysis.model_copy(
+        update={
+            "modules": shown,
+            "import_graph": {k: v for k, v in analysis.import_graph.items() if k in names},
+            "complex_functions": analysis.complex_functions[:MAX_COMPLEX_LISTED],
+            "page": info,
+        }
+    )
 
 
 def analyse_tree(files: list[Path], target: Path, workspace: Path, standards: PythonStandards) -> PythonAnalysis:

@@ -35,6 +35,8 @@ class LintFinding(BaseModel):
 
 class LintReport(BaseModel):
     path: str
+    total_findings: int
+    truncated: bool = Field(description="ruff printed more than the sandbox's output cap: `findings` lists the first")
     findings: list[LintFinding]
     counts_by_code: dict[str, int]
     fixable: int
@@ -92,15 +94,29 @@ def _relative(filename: str, workspace: Path) -> str:
         return filename
 
 
-def _parse_findings(result: CommandResult, workspace: Path) -> list[LintFinding]:
-    if result.exit_code not in (0, 1) and not result.stdout.strip().startswith("["):
+def _items(result: CommandResult) -> list[dict]:
+    """ruff's records: a JSON array, or JSON lines (one per finding). Output cut at the sandbox's cap
+    keeps every complete line; only a cut JSON array is an error."""
+    text = result.stdout.strip()
+    if result.exit_code not in (0, 1) and not text.startswith(("[", "{")):
         raise CommandFailed(f"ruff failed (exit {result.exit_code}): {result.stderr.strip()[:2000]}")
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ToolError(f"ruff printed output that is not JSON: {text[:500]!r}") from err
+    lines = text.splitlines()
+    if result.truncated and lines:
+        lines.pop()  # the line the cap cut through
     try:
-        raw = json.loads(result.stdout or "[]")
+        return [json.loads(line) for line in lines if line.strip()]
     except json.JSONDecodeError as err:
-        raise ToolError(f"ruff printed output that is not JSON: {result.stdout[:500]!r}") from err
+        raise ToolError(f"ruff printed a line that is not JSON: {err}") from err
+
+
+def _parse_findings(result: CommandResult, workspace: Path) -> list[LintFinding]:
     findings = []
-    for item in raw:
+    for item in _items(result):
         fix = item.get("fix") or None
         location, end = item.get("location") or {}, item.get("end_location") or {}
         findings.append(
@@ -122,21 +138,29 @@ def _parse_findings(result: CommandResult, workspace: Path) -> list[LintFinding]
 
 async def lint(sandbox: Sandbox, target: str, standards: PythonStandards, fix: bool) -> LintReport:
     """``ruff check`` on ``target`` (workspace-relative); with ``fix`` safe fixes are written first."""
-    argv = [ruff_executable(), "check", *_lint_args(standards), "--output-format", "json"]
-    if fix:
-        argv.append("--fix")
+    base = [ruff_executable(), "check", *_lint_args(standards)]
+    argv = [*base, "--output-format", "json-lines", *(["--fix"] if fix else [])]
     result = await sandbox.run([*argv, "--", target], timeout_s=RUFF_TIMEOUT_S)
     findings = _parse_findings(result, sandbox.root_for_call())
     counts = Counter(f.code for f in findings)
     fixable = sum(f.fixable for f in findings)
+    total = len(findings)
+    if result.truncated:  # more than the sandbox's output cap: count them all from ruff's statistics
+        counts, fixable = await _statistics(sandbox, base, target)
+        total = sum(counts.values())
     if findings:
         top = ", ".join(f"{code}x{n}" for code, n in counts.most_common(8))
         files = len({f.file for f in findings})
-        summary = f"{len(findings)} finding(s) in {files} file(s) under {target}: {top}; {fixable} fixable"
+        shown, where = (
+            (f" ({len(findings)} listed: the output cap was reached)", f"{files}+") if result.truncated else ("", files)
+        )
+        summary = f"{total} finding(s){shown} in {where} file(s) under {target}: {top}; {fixable} fixable"
     else:
         summary = f"ruff: no findings in {target}"
     return LintReport(
         path=target,
+        total_findings=total,
+        truncated=result.truncated,
         findings=findings,
         counts_by_code=dict(counts.most_common()),
         fixable=fixable,
@@ -150,6 +174,16 @@ async def lint(sandbox: Sandbox, target: str, standards: PythonStandards, fix: b
         },
         summary=summary,
     )
+
+
+async def _statistics(sandbox: Sandbox, base: list[str], target: str) -> tuple[Counter[str], int]:
+    """Findings per rule code and how many are fixable, from ``ruff check --statistics`` (small output)."""
+    result = await sandbox.run(
+        [*base, "--statistics", "--output-format", "json", "--", target], timeout_s=RUFF_TIMEOUT_S
+    )
+    rows = _items(result)
+    counts = Counter({str(r.get("code") or r.get("name")): int(r.get("count", 0)) for r in rows})
+    return counts, sum(int(r.get("fixable_count", 0)) for r in rows)
 
 
 async def format_code(

@@ -95,3 +95,26 @@ def python_files(target: Path) -> list[Path]:
             raise ToolError(f"{target.name} is not a Python file (.py)")
         return [target]
     return list(walk_files(target, (".py",)))
+
+
+def python_target(layers: Layers, path: str) -> tuple[Path, list[Path], str]:
+    """(resolved path, its Python files, the name to show) — a single file is checked for size and
+    binary content up front so the caller gets that error rather than a parser's."""
+    target = workspace_target(layers, path)
+    files = python_files(target)
+    shown = relative(layers, target)
+    if target.is_file():
+        read_source(target, shown)
+    return target, files, shown
+
+
+def write_output(layers: Layers, output_path: str, text: str, overwrite: bool = True) -> str:
+    """Write ``text`` to a workspace file (parents created); returns the path as shown to the caller."""
+    out = layers.workspace_path(output_path, must_exist=False)
+    if out.is_dir():
+        raise ToolError(f"output_path {output_path!r} is a directory; name a file")
+    if out.exists() and not overwrite:
+        raise ToolError(f"{output_path!r} already exists; pass overwrite=true to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    return relative(layers, out)

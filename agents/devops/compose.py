@@ -10,8 +10,9 @@ from typing import Any
 
 from pydantic import Field
 
-from agents.devops import units
+from agents.devops import schemas, units
 from agents.devops.findings import Finding, RuleBook
+from agents.devops.interpolate import Interpolated
 from agents.devops.yamlmap import LineMap
 
 
@@ -87,6 +88,33 @@ def validate(
     return out
 
 
+def spec_findings(done: Interpolated, lines: LineMap, book: RuleBook) -> list[ComposeFinding]:
+    """Variables left unset or required (CP021, CP022) and Compose Specification schema violations (CP020)
+    in the interpolated document: wrong types are findings here, and the checks below skip them."""
+    out: list[ComposeFinding] = []
+
+    def add(rule: str, path: tuple[Any, ...], message: str) -> None:
+        service = str(path[1]) if len(path) > 1 and path[0] == "services" else None
+        out.append(book.make(rule, message, lines.line(*path), model=ComposeFinding, service=service))
+
+    for path, names in done.unset.items():
+        add("CP021", path, f"{_dotted(path)}: {', '.join(sorted(set(names)))} not set; Compose uses an empty string")
+    for path, messages in done.required.items():
+        add("CP022", path, f"{_dotted(path)}: {'; '.join(messages)}")
+    for path, message in schemas.problems(done.data, schemas.COMPOSE) if isinstance(done.data, dict) else []:
+        add("CP020", path, f"{_dotted(path) or 'the file'}: {message}")
+    return out
+
+
+def _dotted(path: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def _items(value: Any) -> list[Any]:
+    """A list-valued key's items; any other type is a schema finding (CP020) and yields nothing here."""
+    return value if isinstance(value, list) else []
+
+
 def _names(section: Any) -> set[str]:
     return set(section) if isinstance(section, dict) else set()
 
@@ -124,7 +152,7 @@ def _check_source(name: str, svc: dict, base_dir: Path, add) -> None:
 
 
 def _check_references(name: str, svc: dict, declared: dict[str, set[str]], add) -> None:
-    for index, volume in enumerate(svc.get("volumes") or []):
+    for index, volume in enumerate(_items(svc.get("volumes"))):
         source = _named_volume(volume)
         if source and source not in declared["volumes"]:
             add("CP006", f"volume {source!r} is not declared under top-level `volumes`", name, "volumes", index)
@@ -134,7 +162,7 @@ def _check_references(name: str, svc: dict, declared: dict[str, set[str]], add) 
             if network != "default" and network not in declared["networks"]:
                 add("CP007", f"network {network!r} is not declared under top-level `networks`", name, "networks")
     for kind, rule in (("secrets", "CP008"), ("configs", "CP009")):
-        for index, item in enumerate(svc.get(kind) or []):
+        for index, item in enumerate(_items(svc.get(kind))):
             source = item.get("source") if isinstance(item, dict) else item
             if isinstance(source, str) and source not in declared[kind]:
                 add(rule, f"{kind[:-1]} {source!r} is not declared under top-level `{kind}`", name, kind, index)
@@ -171,8 +199,12 @@ def _has_healthcheck(svc: dict, base_dir: Path) -> bool:
 
 def _check_depends_on(name: str, svc: dict, services: dict, healthy: dict[str, bool], add) -> None:
     depends = svc.get("depends_on") or []
-    items = depends.items() if isinstance(depends, dict) else ((d, {}) for d in depends)
+    if isinstance(depends, str):
+        depends = [depends]  # not valid Compose (CP020), but the service it names is still checked
+    items = depends.items() if isinstance(depends, dict) else ((d, {}) for d in _items(depends))
     for target, spec in items:
+        if not isinstance(target, str):
+            continue
         if target not in services:
             add("CP014", f"depends_on {target!r}, which is not a service in this file", name, "depends_on")
         elif isinstance(spec, dict) and spec.get("condition") == "service_healthy" and not healthy.get(target):
@@ -195,7 +227,7 @@ def _ports(name: str, svc: dict, lines: LineMap, add) -> list[list[Published]]:
     """Fixed host ports a service publishes, one group per port entry (ephemeral and container-only
     ports bind nothing fixed)."""
     out: list[list[Published]] = []
-    for index, spec in enumerate(svc.get("ports") or []):
+    for index, spec in enumerate(_items(svc.get("ports"))):
         line = lines.line("services", name, "ports", index)
         try:
             out.append([Published(name, ip, port, proto, line) for ip, port, proto in _parse_port(spec)])

@@ -37,6 +37,9 @@ POINTER_SUFFIX = re.compile(r"_(FILE|PATH|DIR|NAME|ID)$", re.IGNORECASE)
 APT_INSTALL = re.compile(r"\bapt(?:-get)?\s+(?:-\S+\s+)*install\b")
 SHELL_SPLIT = re.compile(r"&&|\|\||;|\||\n")
 ROOT_USERS = {"root", "0", "root:root", "0:0"}
+# Reynolds' team-policy layer on top of hadolint: the rules hadolint has no equivalent of (the security
+# policy's non-root requirement, secret-looking build variables, piping a download into a shell).
+POLICY_RULES = frozenset({"DF007", "DF014", "DF019"})
 
 
 @dataclass
@@ -88,7 +91,8 @@ def parse(text: str) -> list[Instruction]:
                 i += 1
                 break
         logical = " ".join(p.strip() for p in parts)
-        keyword, _, args = logical.partition(" ")
+        # the builder splits the instruction from its arguments at any whitespace, tabs included
+        keyword, args = [*logical.split(None, 1), ""][:2]
         instruction = Instruction(keyword.upper(), args.strip(), start)
         for dash, _quote, word in HEREDOC.findall(args) if instruction.keyword in ("RUN", "COPY") else []:
             body: list[str] = []
@@ -254,3 +258,11 @@ def _valid_port(token: str) -> bool:
 def _short(text: str, limit: int = 60) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def combine(own: list[Finding], engine: list[Finding], engine_parsed: bool) -> list[Finding]:
+    """hadolint's findings plus Reynolds' policy rules; Reynolds' own parser alone when hadolint could not
+    read the file (heredocs, which it does not parse, or an unknown instruction)."""
+    if not engine_parsed:
+        return sorted(own, key=lambda f: f.line or 0)
+    return sorted([*engine, *(f for f in own if f.rule in POLICY_RULES)], key=lambda f: f.line or 0)

@@ -1,5 +1,6 @@
-"""git on repositories in the workspace: every command goes through the sandbox as an argument list,
-and its machine-readable output (porcelain v2, custom log formats) is parsed into models."""
+"""git on repositories in the workspace: every command goes through the sandbox as an argument list built
+by agents/runtime/gitsafe.py (no program a repository names ever runs), and its machine-readable output
+(porcelain v2, custom log formats) is parsed into models."""
 
 from __future__ import annotations
 
@@ -8,12 +9,10 @@ from fnmatch import fnmatch
 
 from pydantic import BaseModel, Field
 
+from agents.runtime import gitsafe
 from agents.runtime.errors import ToolError
 from agents.runtime.sandbox import CommandResult, Sandbox
 
-# A repository in the workspace may carry its own .git/config; these keep `git status` from running
-# programs that config names (fsmonitor hooks, hooks) and keep output plain.
-GIT = ["git", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", "-c", "color.ui=false"]
 FIELD, RECORD = "\x1f", "\x1e"
 STATUS_WORDS = {
     "M": "modified",
@@ -111,8 +110,21 @@ def check_ref(value: str, what: str = "ref") -> str:
     return value
 
 
+async def run_git(sandbox: Sandbox, repo: str, *args: str, network: bool = False) -> CommandResult:
+    """One hardened git command in ``repo``. The repository's config is listed first (that runs nothing)
+    so that every filter, diff and merge driver it defines is switched off by name."""
+    env = gitsafe.git_env(allow_file=sandbox.git_allow_file)
+    listing = await sandbox.run(gitsafe.git_argv(*gitsafe.CONFIG_LISTING), cwd=repo, env=env)
+    drivers = gitsafe.config_drivers(listing.stdout) if listing.exit_code == 0 else []
+    try:
+        argv = gitsafe.git_argv(*args, drivers=drivers)
+    except ValueError as err:
+        raise ToolError(f"{repo!r}: {err}") from err
+    return await sandbox.run(argv, cwd=repo, env=env, network=network)
+
+
 async def git(sandbox: Sandbox, repo: str, *args: str, ok_codes: tuple[int, ...] = (0,)) -> CommandResult:
-    result = await sandbox.run([*GIT, *args], cwd=repo)
+    result = await run_git(sandbox, repo, *args)
     if result.exit_code not in ok_codes:
         message = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else f"exit code {result.exit_code}"
         if "not a git repository" in result.stderr:
@@ -164,7 +176,7 @@ async def log(sandbox: Sandbox, repo: str, ref: str, limit: int, path: str | Non
     args = ["log", f"--max-count={limit}", f"--format={fmt}", check_ref(ref), "--"]
     if path:
         args.append(path)
-    result = await sandbox.run([*GIT, *args], cwd=repo)
+    result = await run_git(sandbox, repo, *args)
     if result.exit_code != 0:
         unborn = "does not have any commits" in result.stderr or "bad revision 'HEAD'" in result.stderr
         if ref == "HEAD" and unborn:  # a repository before its first commit has no history, not an error
@@ -278,16 +290,17 @@ async def clone(sandbox: Sandbox, source: str, dest: str, branch: str | None, de
         args += ["--branch", check_ref(branch, "branch")]
     if depth:
         args += [f"--depth={depth}"]
-    result = await sandbox.run(
-        [*GIT, *args, "--", source, dest],
-        # No prompts for credentials (fail instead of hanging); no exotic transports such as ext::.
-        env={"GIT_TERMINAL_PROMPT": "0", "GIT_ALLOW_PROTOCOL": "https:http:ssh:git:file"},
-    )
+    remote = is_remote(source)
+    if not remote and not sandbox.git_allow_file:
+        raise ToolError(f"cloning the local path {source!r} needs the file transport: SANDBOX_GIT_ALLOW_FILE=true")
+    if not remote:
+        args.append(f"--upload-pack={gitsafe.LOCAL_UPLOAD_PACK}")
+    result = await run_git(sandbox, ".", *args, "--", source, dest, network=remote)
     if result.exit_code != 0:
         lines = [ln for ln in result.stderr.strip().splitlines() if ln.strip()]
         raise ToolError(f"git clone of {source!r} failed: {lines[-1] if lines else f'exit code {result.exit_code}'}")
-    head = await sandbox.run([*GIT, "rev-parse", "--abbrev-ref", "HEAD"], cwd=dest)
-    sha = await sandbox.run([*GIT, "rev-parse", "HEAD"], cwd=dest)
+    head = await run_git(sandbox, dest, "rev-parse", "--abbrev-ref", "HEAD")
+    sha = await run_git(sandbox, dest, "rev-parse", "HEAD")
     return CloneResult(
         source=source,
         dest=dest,

@@ -17,8 +17,6 @@ class DevopsSettings(BaseSettings):
     github_base_url: str = Field("https://api.github.com", description="GitHub Enterprise: https://host/api/v3")
     github_timeout_s: int = Field(30, ge=1)
     github_write_interval_s: float = Field(1.0, ge=0, description="pause between writes (GitHub's guidance: 1 s)")
-    docker_host: str = Field("", description="docker SDK endpoint; default unix:///var/run/docker.sock")
-    docker_timeout_s: int = Field(10, ge=1)
 
     @model_validator(mode="before")
     @classmethod

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import Field
 
+from agents.devops import schemas
 from agents.devops.findings import Finding, RuleBook
 from agents.devops.yamlmap import LineMap
 
@@ -69,14 +70,14 @@ def lint(
 
 def _check_job(job_id: str, job: dict, jobs: dict, policy: dict[str, Any], add) -> None:
     if "uses" in job:  # a reusable-workflow call: no runs-on, no steps
-        _check_pin(job["uses"], job_id, policy, add, "jobs", job_id, "uses")
+        _check_uses(job["uses"], job_id, policy, add, "jobs", job_id, "uses")
     else:
         if "runs-on" not in job:
             add("WF004", f"job {job_id!r} has no runs-on", job_id, "jobs", job_id)
         if not job.get("steps"):
             add("WF012", f"job {job_id!r} has no steps", job_id, "jobs", job_id)
     needs = job.get("needs") or []
-    for need in [needs] if isinstance(needs, str) else needs if isinstance(needs, list) else []:
+    for need in _names(needs):
         if need not in jobs:
             add("WF005", f"job {job_id!r} needs unknown job {need!r}", job_id, "jobs", job_id, "needs")
     steps = job.get("steps") if isinstance(job.get("steps"), list) else []
@@ -90,11 +91,59 @@ def _check_job(job_id: str, job: dict, jobs: dict, policy: dict[str, Any], add) 
             add("WF008", f"{label} has both uses and run", job_id, *where)
         elif "uses" not in step and "run" not in step:
             add("WF011", f"{label} has neither uses nor run", job_id, *where)
-        if isinstance(step.get("uses"), str):
-            _check_pin(step["uses"], job_id, policy, add, *where, "uses")
-        if isinstance(step.get("run"), str):
-            for m in UNTRUSTED.finditer(step["run"]):
-                add("WF010", f"{label} expands {m.group(1)} inside run", job_id, *where, "run")
+        if "uses" in step:
+            _check_uses(step["uses"], job_id, policy, add, *where, "uses")
+        for key, script in _scripts(step):
+            for m in UNTRUSTED.finditer(script):
+                add("WF010", f"{label} expands {m.group(1)} inside {key}", job_id, *where, *key.split("."))
+
+
+INJECTION = "WF010"  # zizmor's template-injection audit covers it, with more sinks, when zizmor reads the file
+
+
+def combine(own: list[WorkflowFinding], engine: list[WorkflowFinding], engine_parsed: bool) -> list[WorkflowFinding]:
+    """Reynolds' rules plus zizmor's audits, in line order; WF010 only when zizmor could not read the file."""
+    kept = [f for f in own if not (engine_parsed and f.rule == INJECTION)]
+    return sorted([*kept, *engine], key=lambda f: f.line or 0)
+
+
+def schema_findings(data: Any, lines: LineMap, book: RuleBook) -> list[WorkflowFinding]:
+    """WF014: SchemaStore's workflow schema on the document (YAML 1.1's boolean `on` key read as "on")."""
+    if not isinstance(data, dict):
+        return []
+    document = {("on" if key is True else key): value for key, value in data.items()}
+    out = []
+    for path, message in schemas.problems(document, schemas.WORKFLOW):
+        if not path and message.endswith("is a required property"):
+            continue  # a missing `on` or `jobs` is WF002/WF003 already
+        where = (True, *path[1:]) if path[:1] == ("on",) and "on" not in data else path
+        job = str(path[1]) if len(path) > 1 and path[0] == "jobs" else None
+        dotted = ".".join(str(p) for p in path) or "the workflow"
+        out.append(book.make("WF014", f"{dotted}: {message}", lines.line(*where), model=WorkflowFinding, job=job))
+    return out
+
+
+def _names(needs: Any) -> list[str]:
+    """The job ids a `needs:` value names (a string or a list of strings; anything else names none)."""
+    items = [needs] if isinstance(needs, str) else needs if isinstance(needs, list) else []
+    return [n for n in items if isinstance(n, str)]
+
+
+def _scripts(step: dict) -> list[tuple[str, str]]:
+    """(where, text) of the code a step runs: `run`, and the script of actions/github-script."""
+    found = [("run", step["run"])] if isinstance(step.get("run"), str) else []
+    uses, inputs = step.get("uses"), step.get("with")
+    if isinstance(uses, str) and uses.startswith("actions/github-script@") and isinstance(inputs, dict):
+        if isinstance(inputs.get("script"), str):
+            found.append(("with.script", inputs["script"]))
+    return found
+
+
+def _check_uses(uses: Any, job_id: str, policy: dict[str, Any], add, *where: Any) -> None:
+    if not isinstance(uses, str) or not uses.strip():
+        add("WF013", f"`uses:` is {'empty' if uses in (None, '') else 'not a string'}", job_id, *where)
+        return
+    _check_pin(uses.strip(), job_id, policy, add, *where)
 
 
 def _check_pin(uses: str, job_id: str, policy: dict[str, Any], add, *where: Any) -> None:
@@ -115,8 +164,7 @@ def _cycles(jobs: dict) -> list[list[str]]:
     graph: dict[str, list[str]] = {}
     for job_id, job in jobs.items():
         needs = job.get("needs", []) if isinstance(job, dict) else []
-        needs = [needs] if isinstance(needs, str) else needs if isinstance(needs, list) else []
-        graph[str(job_id)] = [str(n) for n in needs if n in jobs]
+        graph[str(job_id)] = [n for n in _names(needs) if n in jobs]
     found: dict[tuple[str, ...], list[str]] = {}
     state: dict[str, int] = {}  # 1 = on the current path, 2 = finished
     path: list[str] = []

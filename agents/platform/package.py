@@ -4,14 +4,17 @@ Owns the limits (archive size, member count, XML size, compression ratio) and re
 whose member names would escape a folder if extracted. Nothing is extracted to disk: only the
 manifest (``solution.xml``) and ``customizations.xml`` are read into memory, each under a cap.
 Two layouts are understood: an export (both files at the root) and the SolutionPackager layout
-of ``pac solution unpack`` (both under ``Other/``).
+of ``pac solution unpack`` (both under ``Other/``). The packager keeps each component in a file of its
+own (``Entities/<name>/Entity.xml``, ``Workflows/*.xml``, ``CanvasApps/*.meta.xml``,
+``environmentvariabledefinitions/*/environmentvariabledefinition.xml`` ...): those XML files are read
+too (each under the XML cap, together under ``MAX_COMPONENT_FILES``), for the caller to inventory.
 """
 
 from __future__ import annotations
 
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from agents.runtime.errors import PathOutsideWorkspace, ToolError
@@ -23,6 +26,7 @@ LAYOUTS = {
     "packager": ("other/solution.xml", "other/customizations.xml"),
 }
 CHUNK = 1 << 16
+MAX_COMPONENT_FILES = 5000
 # a member this small cannot be a meaningful bomb whatever its ratio (empty sections compress well)
 RATIO_FLOOR_BYTES = 1 << 20
 
@@ -45,6 +49,17 @@ class PackageFiles:
     customizations: bytes | None
     members: list[str]
     total_bytes: int
+    component_files: list[tuple[str, bytes]] = field(default_factory=list)  # packager layout: (name, XML)
+
+
+def component_members(layout: str, members: list[str]) -> list[str]:
+    """The packager layout's per-component XML files: every .xml outside Other/ (sorted, capped)."""
+    if layout != "packager":
+        return []
+    found = sorted(m for m in members if m.lower().endswith(".xml") and not m.lower().startswith("other/"))
+    if len(found) > MAX_COMPONENT_FILES:
+        raise ToolError(f"{len(found)} component files, over the limit of {MAX_COMPONENT_FILES}")
+    return [m for m in found if PurePosixPath(m).name != "[Content_Types].xml"]
 
 
 def open_package(path: Path, limits: Limits) -> PackageFiles:
@@ -80,13 +95,18 @@ def _read_zip(path: Path, limits: Limits) -> PackageFiles:
         manifest = _read_member(archive, files[manifest_name], limits, path.name)
         custom_info = files.get(customizations_name)
         customizations = _read_member(archive, custom_info, limits, path.name) if custom_info else None
+        members = sorted(info.filename for info in files.values())
+        parts = [
+            (m, _read_member(archive, files[m.lower()], limits, path.name)) for m in component_members(layout, members)
+        ]
         return PackageFiles(
             source="zip",
             layout=layout,
             manifest=manifest,
             customizations=customizations,
-            members=sorted(info.filename for info in files.values()),
+            members=members,
             total_bytes=sum(info.file_size for info in files.values()),
+            component_files=parts,
         )
 
 
@@ -148,6 +168,7 @@ def _read_folder(folder: Path, limits: Limits) -> PackageFiles:
         customizations=_read_file(folder, custom, limits) if custom else None,
         members=sorted(members),
         total_bytes=total,
+        component_files=[(m, _read_file(folder, m, limits)) for m in component_members(layout, sorted(members))],
     )
 
 

@@ -118,7 +118,9 @@ def check_plan(plan: DeploymentPlan, estate: Estate, lookup: PackageLookup) -> P
         if version and parsed is None:
             findings.append(
                 Finding(
-                    rule="PLN009", severity="error", message=f"{where}: version {version!r} is not four-part numeric"
+                    rule="PLN009",
+                    severity="error",
+                    message=f"{where}: version {version!r} is not numeric major.minor[.build[.revision]]",
                 )
             )
         if not step.managed and not env.policy.allow_unmanaged:

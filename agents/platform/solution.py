@@ -8,6 +8,7 @@ import hashlib
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
+from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -15,7 +16,8 @@ from pydantic import BaseModel, Field
 from agents.platform.package import PackageFiles
 from agents.runtime.errors import ToolError
 
-VERSION = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+# major.minor[.build[.revision]]: Dataverse accepts two to four numeric parts (missing ones count as 0)
+VERSION = re.compile(r"^\d+\.\d+(?:\.\d+){0,2}$")
 MANAGED_FLAGS = {"0": "unmanaged", "1": "managed", "2": "both"}
 
 
@@ -72,7 +74,7 @@ class SolutionSummary(BaseModel):
     display_name: str | None
     localized_names: list[LocalizedName]
     version: str
-    version_valid: bool = Field(description="four-part numeric major.minor.build.revision")
+    version_valid: bool = Field(description="numeric major.minor[.build[.revision]]")
     managed: bool
     managed_flag: str = Field(description="unmanaged | managed | both, as declared in the manifest")
     publisher: Publisher
@@ -155,6 +157,9 @@ def summarize(path: str, files: PackageFiles, types: ComponentTypes) -> Solution
         notes.extend(section_notes)
     else:
         notes.append("no customizations.xml in the package: component inventory comes from RootComponents only")
+    separate, separate_notes = _component_files(files.component_files, types)
+    components.extend(separate)
+    notes.extend(separate_notes)
 
     return SolutionSummary(
         path=path,
@@ -181,8 +186,11 @@ def summarize(path: str, files: PackageFiles, types: ComponentTypes) -> Solution
 
 
 def parse_version(version: str) -> tuple[int, ...] | None:
-    """``"1.2.3.4"`` -> (1, 2, 3, 4); None when it is not four numeric parts."""
-    return tuple(int(part) for part in version.split(".")) if VERSION.match(version) else None
+    """``"1.2.3.4"`` -> (1, 2, 3, 4), ``"1.2"`` -> (1, 2, 0, 0); None when it is not 2-4 numeric parts."""
+    if not VERSION.match(version):
+        return None
+    parts = [int(part) for part in version.split(".")]
+    return tuple(parts + [0] * (4 - len(parts)))
 
 
 def _local(tag: str) -> str:
@@ -328,6 +336,35 @@ def _components(root: ET.Element, types: ComponentTypes) -> tuple[list[Component
                 )
             )
     return components, languages, notes
+
+
+def _component_files(parts: list[tuple[str, bytes]], types: ComponentTypes) -> tuple[list[Component], list[str]]:
+    """Components the packager layout keeps in files of their own, told apart by their root element
+    (the same item names as customizations.xml sections); other XML files (forms, ribbons) are skipped."""
+    by_item = {spec.item.lower(): spec for spec in types.sections.values()}
+    components: list[Component] = []
+    notes: list[str] = []
+    for name, data in parts:
+        try:
+            root = parse_xml(data, name)
+        except ToolError as err:
+            notes.append(f"{name} not inventoried: {err}")
+            continue
+        spec = by_item.get(_local(root.tag).lower())
+        if spec is not None:
+            components.append(_component(root, spec, fallback=PurePosixPath(name).stem))
+    return components, notes
+
+
+def _component(item: ET.Element, spec: SectionSpec, fallback: str) -> Component:
+    return Component(
+        kind=spec.kind,
+        name=_lookup(item, spec.name) or fallback,
+        display_name=_lookup(item, spec.display),
+        id=_lookup(item, spec.id),
+        connector=_lookup(item, spec.connector),
+        fingerprint=_fingerprint(item),
+    )
 
 
 def load_component_types(raw: Any) -> ComponentTypes:

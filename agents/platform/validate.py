@@ -55,7 +55,7 @@ def _manifest_rules(summary: SolutionSummary) -> list[Finding]:
             Finding(
                 rule="PP001",
                 severity="error",
-                message=f"version {summary.version!r} is not four numeric parts (major.minor.build.revision)",
+                message=f"version {summary.version!r} is not numeric major.minor[.build[.revision]]",
             )
         )
     for dep in summary.missing_dependencies:

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
+from agents.runtime.annotations import READ
 from agents.runtime.context import AgentRuntime
 from agents.runtime.idempotency import IdempotencyMiddleware
 from agents.runtime.memory import Recall
@@ -40,7 +41,7 @@ def build_server(runtime: AgentRuntime) -> MCPServer:
         instructions=f"Reynolds {long_name} agent ({s.agent_id}); pool '{pool}'.",
     )
 
-    @server.tool()
+    @server.tool(annotations=READ)
     def recall(tool: str | None = None, query: str | None = None, limit: int = 20) -> Recall:
         """What this agent remembers of its own tool runs: per-tool run/failure counts, mean duration,
         the most common failure signatures, and the latest runs whose tool or summary match `query`."""
@@ -70,7 +71,9 @@ def build_app(settings: AgentSettings | None = None) -> ASGIApp:
     registry = CollectorRegistry()
     observer = CallObserver(AgentMetrics(registry), runtime.memory)
     # dedupe first: a replayed call is neither run nor remembered twice
-    server.middleware.extend([IdempotencyMiddleware(), observer, WorkspaceMiddleware(settings.workspaces_dir)])
+    server.middleware.extend([IdempotencyMiddleware(), observer])
+    if settings.task_workspaces:  # the docker agent reads no repository content and mounts no workspaces
+        server.middleware.append(WorkspaceMiddleware(settings.workspaces_dir))
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=["127.0.0.1:*", "localhost:*", f"{_host_of(settings.url)}:*", *settings.allowed_hosts],

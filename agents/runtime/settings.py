@@ -16,6 +16,8 @@ AGENT_TYPES: dict[str, tuple[str, str, str]] = {
     "platform": ("platform-specialist", "platform", "agents.platform.tools"),
     "code": ("code-intelligence", "code", "agents.code.tools"),
     "workbench": ("workbench", "workbench", "agents.workbench.tools"),
+    # --- tools: the only agent holding the Docker socket (seam 9)
+    "docker": ("docker", "docker", "agents.docker.tools"),
 }
 
 
@@ -38,6 +40,9 @@ class AgentSettings(BaseSettings):
     memory_dir: Path = Path("/app/memory")
     workspace_dir: Path = Path("/app/workspace")
     # --- workspace
+    task_workspaces: bool = Field(
+        True, description="serve calls in the task workspace their _meta names; false: agents that read no trees"
+    )
     workspaces_dir: Path = Field(
         Path("/app/workspaces"), description="task workspaces Reynolds prepares (REYNOLDS_WORKSPACES_DIR), shared"
     )
@@ -74,3 +79,23 @@ class AgentSettings(BaseSettings):
         except OSError:
             address = "127.0.0.1"
         return f"http://{address}:{self.agent_port}/mcp"
+
+
+# --- sandbox
+class SandboxSettings(BaseSettings):
+    """How the sandbox runs repository content (``SANDBOX_*``); see README "Security"."""
+
+    model_config = SettingsConfigDict(env_prefix="SANDBOX_", extra="ignore")
+
+    uid_base: int = Field(20000, ge=1000, description="first of the per-call sandbox uids")
+    uids: int = Field(64, ge=1, le=4096, description="how many uids (concurrent commands) from uid_base")
+    gid: int = Field(20000, ge=1000, description="group of every sandbox uid; workspaces are shared with it")
+    setpriv: str = Field("setpriv", description="util-linux setpriv that switches to a sandbox uid")
+    home_root: Path = Field(Path("/tmp/reynolds-sandbox-home"), description="per-uid HOME and TMPDIR live here")
+    allow_unsandboxed: bool = Field(False, description="local development only: run commands as the agent itself")
+    git_allow_file: bool = Field(False, description="let git use the file transport (clone local paths)")
+    cpu_s: int = Field(600, ge=1, description="RLIMIT_CPU of a command, seconds")
+    memory_mb: int = Field(4096, ge=64, description="RLIMIT_AS of a command, MiB")
+    open_files: int = Field(1024, ge=16, description="RLIMIT_NOFILE of a command")
+    processes: int = Field(256, ge=8, description="RLIMIT_NPROC of a sandbox uid")
+    file_size_mb: int = Field(1024, ge=1, description="RLIMIT_FSIZE of a command, MiB")

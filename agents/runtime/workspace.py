@@ -12,6 +12,8 @@ A call without the key works in the agent's own scratch ``WORKSPACE_DIR``.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import uuid
 from contextvars import ContextVar
 from pathlib import Path
@@ -19,6 +21,8 @@ from typing import Any
 
 import mcp_types as types
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+
+from agents.runtime.settings import SandboxSettings
 
 # Reynolds puts the task id here in every call's ``_meta``; the workspace is ``<WORKSPACES_DIR>/<task id>``.
 WORKSPACE_META_KEY = "reynolds/workspace"
@@ -78,4 +82,23 @@ def _is_uuid(name: str) -> bool:
 
 def share_tree(path: Path) -> None:
     """Make a freshly prepared workspace tree readable and writable by the sandbox identity that runs
-    commands on it (see agents/runtime/sandbox.py). Called once, by whoever prepares the tree."""
+    commands on it (see agents/runtime/sandbox.py). Called once, by whoever prepares the tree.
+
+    Every sandboxed command runs as its own uid, all in group ``SANDBOX_GID``; so the tree gets POSIX
+    ACL entries for that group and for the calling user (``rwX``) on every file and directory, and the
+    same entries as a *default* ACL on every directory. A default ACL is inherited by whatever is
+    created later, whoever creates it (the agent, Reynolds, any sandbox uid) and whatever its umask,
+    so one command's output stays writable for the next one's uid and for the agent. Symbolic links
+    are not followed (``setfacl -P``), so a link in the tree cannot make this touch anything outside
+    it. The parents of ``path`` must be searchable by the group (the workspaces root is ``0755``).
+    Needs ``setfacl`` (Debian ``acl``) and a filesystem with ACLs (ext4, xfs, btrfs, tmpfs, overlayfs).
+    """
+    gid = SandboxSettings().gid
+    entries = [f"g:{gid}:rwX", f"u:{os.geteuid()}:rwX"]  # the preparer keeps access to what sandboxes create
+    acl = ",".join([*entries, *(f"d:{e}" for e in entries)])
+    try:
+        done = subprocess.run(["setfacl", "-R", "-P", "-m", acl, "--", str(path)], capture_output=True, text=True)
+    except FileNotFoundError as err:
+        raise OSError("sharing a workspace with the sandbox needs setfacl (Debian package acl)") from err
+    if done.returncode != 0:
+        raise OSError(f"could not share {path} with sandbox group {gid}: {done.stderr.strip()}")

@@ -17,6 +17,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
 from agents.runtime import AgentRuntime, ToolError
+from agents.runtime.annotations import ADD_LOCAL, READ
 
 RECORD_FILE = "workbench-records.jsonl"
 
@@ -49,12 +50,12 @@ def register_tools(server: MCPServer, runtime: AgentRuntime) -> None:
     agent_id = runtime.settings.agent_id
     running = 0  # record calls in progress: the records show the replica's peak concurrency
 
-    @server.tool()
+    @server.tool(annotations=READ)
     async def echo(value: Any = None) -> Echo:
         """Return `value` unchanged, with the id of the replica that answered."""
         return Echo(value=value, agent_id=agent_id)
 
-    @server.tool()
+    @server.tool(annotations=READ)
     async def sleep(seconds: Annotated[float, Field(ge=0, le=3600)], ctx: Context) -> Slept:
         """Wait `seconds`, reporting progress every second; stands in for any long-running job."""
         deadline = time.monotonic() + seconds
@@ -63,12 +64,12 @@ def register_tools(server: MCPServer, runtime: AgentRuntime) -> None:
             await ctx.report_progress(round(seconds - max(left - 1.0, 0), 3), seconds)
         return Slept(seconds=seconds, agent_id=agent_id)
 
-    @server.tool()
+    @server.tool(annotations=READ)
     async def fail(message: str = "workbench failure requested") -> Echo:
         """Always fail with `message` (a tool error, not a transport error)."""
         raise ToolError(message)
 
-    @server.tool()
+    @server.tool(annotations=ADD_LOCAL)
     async def write_file(path: str, text: Annotated[str, Field(max_length=1_000_000)]) -> FileText:
         """Write `text` to `path` (relative to the workspace), creating directories on the way."""
         target = runtime.layers.workspace_path(path, must_exist=False)
@@ -76,7 +77,7 @@ def register_tools(server: MCPServer, runtime: AgentRuntime) -> None:
         target.write_text(text)
         return FileText(path=path, text=text, workspace=str(runtime.layers.workspace), agent_id=agent_id)
 
-    @server.tool()
+    @server.tool(annotations=READ)
     def read_file(path: str) -> FileText:
         """The text of `path` (relative to the workspace)."""
         target = runtime.layers.workspace_path(path)
@@ -84,7 +85,7 @@ def register_tools(server: MCPServer, runtime: AgentRuntime) -> None:
             raise ToolError(f"{path!r} is not a file of at most 1 MB in the workspace")
         return FileText(path=path, text=target.read_text(), workspace=str(runtime.layers.workspace), agent_id=agent_id)
 
-    @server.tool()
+    @server.tool(annotations=ADD_LOCAL)
     async def record(key: Annotated[str, Field(min_length=1, max_length=200)], seconds: float = 0.0) -> Recorded:
         """Wait `seconds`, then append `key` to this replica's record file in its memory layer:
         a side effect that can be counted afterwards to prove a call ran exactly once."""
@@ -102,7 +103,7 @@ def register_tools(server: MCPServer, runtime: AgentRuntime) -> None:
         seen = sum(json.loads(line)["key"] == key for line in path.read_text().splitlines())
         return Recorded(key=key, agent_id=agent_id, times_seen=seen, running=at_start)
 
-    @server.tool()
+    @server.tool(annotations=READ)
     async def emit(
         kind: Literal["nul", "non_utf8", "huge", "deep"], size: Annotated[int, Field(ge=1, le=200_000_000)] = 1
     ) -> Echo:

@@ -15,7 +15,12 @@ from tests.e2e.conftest import System, Tool, by_id, eventually, explain
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
-AGENT_SERVICES = {"devops": "devops-agent", "platform": "platform-agent", "code": "code-agent"}
+AGENT_SERVICES = {
+    "devops": "devops-agent",
+    "platform": "platform-agent",
+    "code": "code-agent",
+    "docker": "docker-agent",
+}
 
 
 async def wait_done(tool: Tool, task_id: str, within_s: float) -> dict:
@@ -34,7 +39,7 @@ async def replicas(tool: Tool, pool: str) -> list[dict]:
 async def test_every_replica_registers(system: System, tool: Tool) -> None:
     expected = {pool: len(system.containers(service)) for pool, service in AGENT_SERVICES.items()}
     expected["workbench"] = len(system.containers("workbench-agent"))
-    assert expected == {"devops": 3, "platform": 2, "code": 3, "workbench": 2}
+    assert expected == {"devops": 3, "platform": 2, "code": 3, "docker": 1, "workbench": 2}
 
     async def all_healthy() -> dict | None:
         view = await tool("list_agents")
@@ -43,7 +48,8 @@ async def test_every_replica_registers(system: System, tool: Tool) -> None:
 
     view = await eventually(all_healthy, 60, f"healthy replicas {expected}")
     tools = {p["pool"]: set(p["tools"]) for p in view["pools"]}
-    assert {"recall", "docker_list_containers", "scan_secrets"} <= tools["devops"]
+    assert {"recall", "scan_secrets"} <= tools["devops"] and "docker_list_containers" not in tools["devops"]
+    assert {"recall", "docker_list_containers"} <= tools["docker"]
     assert {"recall", "list_environments"} <= tools["platform"]
     assert {"recall", "count_lines", "lint_python"} <= tools["code"]
 
@@ -57,7 +63,7 @@ async def test_a_plan_across_all_three_pools(system: System, tool: Tool) -> None
             {
                 "id": "memory",
                 "tool": "recall",
-                "pool": "devops",
+                "pool": "docker",
                 "arguments": {"tool": "docker_list_containers"},
                 "depends_on": ["containers", "environments", "lines"],
             },
@@ -66,10 +72,10 @@ async def test_a_plan_across_all_three_pools(system: System, tool: Tool) -> None
     task = await tool("orchestrate", plan=plan, wait=True, timeout_s=120)
     assert task["state"] == "succeeded", explain(task)
     subtasks = by_id(task)
-    assert {s["pool"] for s in subtasks.values()} == {"devops", "platform", "code"}
+    assert {s["pool"] for s in subtasks.values()} == {"docker", "platform", "code"}
     assert all(s["state"] == "succeeded" and s["agent_id"] for s in subtasks.values()), subtasks
 
-    # Real work: the devops agent read this very deployment through the Docker socket ...
+    # Real work: the docker agent read this very deployment through the Docker socket ...
     services = {c["service"] for c in subtasks["containers"]["result"]["containers"]}
     assert {"reynolds", "devops-agent", "postgres", "redis"} <= services
     # ... the platform agent read the mounted context, the code agent its (empty) workspace ...

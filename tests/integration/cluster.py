@@ -115,10 +115,13 @@ class Cluster:
 
     def __post_init__(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        (self.workdir / "client_token").write_text(self.client_token)
-        (self.workdir / "agent_key").write_text(self.agent_key)
-        for _long, pool, _module in AGENT_TYPES.values():
-            (self.workdir / f"agent_token_{pool}").write_text(self.pool_token(pool))
+        for name, token in (
+            ("client_token", self.client_token),
+            ("agent_key", self.agent_key),
+            *((f"agent_token_{pool}", self.pool_token(pool)) for _long, pool, _module in AGENT_TYPES.values()),
+        ):
+            (self.workdir / name).write_text(token)
+            (self.workdir / name).chmod(0o600)  # agents refuse to sandbox anything while others can read it
 
     def pool_token(self, pool: str) -> str:
         """The token an agent of ``pool`` holds (and Reynolds presents to it)."""

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.orchestration.yaml"
 CI = REPO / "docker-compose.ci.yaml"
 SOCKET = "/var/run/docker.sock"
-OUR_IMAGES = {"reynolds", "devops-agent", "platform-agent", "code-agent"}
+OUR_IMAGES = {"reynolds", "devops-agent", "platform-agent", "code-agent", "docker-agent"}
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +60,7 @@ def test_the_system_and_its_replicas(compose: dict) -> None:
         "devops-agent",
         "platform-agent",
         "code-agent",
+        "docker-agent",
         "redis",
         "postgres",
         "prometheus",
@@ -69,6 +70,7 @@ def test_the_system_and_its_replicas(compose: dict) -> None:
     assert replicas["devops-agent"] == 3
     assert replicas["platform-agent"] == 2
     assert replicas["code-agent"] == 3
+    assert replicas["docker-agent"] == 1
     assert replicas["reynolds"] == 1
 
 
@@ -80,7 +82,7 @@ def test_every_service_has_a_healthcheck_and_dependencies_wait_for_it(compose: d
             if dep in services:
                 assert cond["condition"] == "service_healthy", f"{name} -> {dep}"
     assert set(services["reynolds"]["depends_on"]) >= {"postgres", "redis"}
-    for agent in ("devops-agent", "platform-agent", "code-agent"):
+    for agent in ("devops-agent", "platform-agent", "code-agent", "docker-agent"):
         assert services[agent]["depends_on"]["reynolds"]["condition"] == "service_healthy"
     assert services["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
 
@@ -142,16 +144,21 @@ def test_dockerignore_keeps_secrets_and_local_state_out_of_builds() -> None:
 
 
 def test_agent_layers(compose: dict) -> None:
-    for pool in ("devops", "platform", "code"):
+    for pool in ("devops", "platform", "code", "docker"):
         service = compose["services"][f"{pool}-agent"]
         by_target = {m["target"]: m for m in mounts(service)}
         assert by_target["/app/memory"]["source"] == f"{pool}-memory"
         assert f"{pool}-memory" in compose["volumes"]
         assert by_target["/app/context"] == {"source": "./context", "target": "/app/context", "read_only": True}
-        assert "/app/workspace" not in by_target  # no per-replica tmpfs: task trees are on the shared volume
-        assert by_target["/app/workspaces"] == {"source": "workspaces", "target": "/app/workspaces", "read_only": False}
-        projects = {"source": "${REYNOLDS_PROJECTS_DIR:-./projects}", "target": "/app/projects", "read_only": True}
-        assert by_target["/app/projects"] == projects
+        if pool == "docker":  # reads no repository content: no task trees, no projects, next to the socket
+            assert "/app/workspaces" not in by_target and "/app/projects" not in by_target
+            assert service["environment"]["TASK_WORKSPACES"] == "false"
+        else:
+            assert "/app/workspace" not in by_target  # no per-replica tmpfs: task trees are on the shared volume
+            workspaces = {"source": "workspaces", "target": "/app/workspaces", "read_only": False}
+            assert by_target["/app/workspaces"] == workspaces
+            projects = {"source": "${REYNOLDS_PROJECTS_DIR:-./projects}", "target": "/app/projects", "read_only": True}
+            assert by_target["/app/projects"] == projects
         assert "/app/knowledge" not in by_target  # baked into the image; a volume would go stale
         dockerfile = (REPO / f"agents/{pool}/Dockerfile").read_text()
         assert f"COPY agents/{pool}/knowledge/ /app/knowledge/" in dockerfile
@@ -183,13 +190,13 @@ def test_state_lives_in_named_volumes(compose: dict) -> None:
     )
 
 
-def test_docker_socket_only_for_reynolds_and_devops_agents(compose: dict, ci: dict) -> None:
+def test_docker_socket_only_for_reynolds_and_the_docker_agent(compose: dict, ci: dict) -> None:
     with_socket = {
         name
         for name, service in [*compose["services"].items(), *ci["services"].items()]
         if any(m.get("source") == SOCKET for m in mounts(service))
     }
-    assert with_socket == {"reynolds", "devops-agent"}
+    assert with_socket == {"reynolds", "docker-agent"}  # never an agent that reads repository content
     for name in with_socket:
         assert compose["services"][name]["user"] == "10001:${DOCKER_GID:-10001}"
     trust = (REPO / "docs/deploy.md").read_text()

@@ -1,17 +1,22 @@
-"""The sandboxed command runner with real processes: no shell, timeouts that kill the whole process group,
-an output cap, cwd confined to the workspace, and an environment scrubbed of secrets."""
+"""The sandboxed command runner with real processes: no shell, a per-call sandbox uid, rlimits, no
+network by default, nothing left running after the call, an output cap, cwd confined to the workspace,
+and an environment scrubbed of secrets."""
 
 from __future__ import annotations
 
-import asyncio
 import os
+import socket
+import sys
 import time
 from pathlib import Path
 
+import anyio
 import pytest
 
 from agents.runtime.errors import CommandFailed, PathOutsideWorkspace
-from agents.runtime.sandbox import Sandbox, scrubbed_env
+from agents.runtime.sandbox import Sandbox, can_unshare_net, scrubbed_env
+from agents.runtime.settings import SandboxSettings
+from agents.runtime.workspace import share_tree
 
 pytestmark = pytest.mark.anyio
 
@@ -70,11 +75,101 @@ async def test_timeout_kills_the_process_group_including_children(sandbox: Sandb
         await sandbox.run(["sh", "-c", "sleep 30 & echo $! > child.pid; wait"], timeout_s=0.5)
     assert time.monotonic() - started < 5
     child = int((workspace / "child.pid").read_text())
-    for _ in range(60):  # up to 3 s for the reaper
-        if gone(child):
-            break
-        await asyncio.sleep(0.05)
     assert gone(child), f"background child {child} survived the timeout"
+
+
+async def test_commands_run_as_a_sandbox_uid_not_the_agent(sandbox: Sandbox) -> None:
+    s = sandbox.settings
+    uid, gid, groups = (await sandbox.run(["sh", "-c", "id -u; id -g; id -G"])).stdout.split("\n")[:3]
+    assert s.uid_base <= int(uid) < s.uid_base + s.uids and int(uid) != os.geteuid()
+    assert int(gid) == s.gid and groups == str(s.gid)
+    denied = await sandbox.run(["cat", f"/proc/{os.getpid()}/environ"])
+    assert denied.exit_code != 0 and "Permission denied" in denied.stderr
+
+
+async def test_a_setsid_double_forked_child_is_gone_when_the_call_returns(sandbox: Sandbox, workspace: Path) -> None:
+    result = await sandbox.run(["sh", "-c", "setsid sh -c 'sleep 300 & echo $! > child.pid' & wait; echo started"])
+    assert result.stdout == "started\n"
+    child = int((workspace / "child.pid").read_text())
+    assert gone(child), f"detached child {child} survived the call"
+
+
+async def test_a_cancelled_call_leaves_nothing_running(sandbox: Sandbox, workspace: Path) -> None:
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(sandbox.run, ["sh", "-c", "setsid sleep 300 & echo $! > child.pid; wait"])
+        await wait_for_file(workspace / "child.pid")
+        tg.cancel_scope.cancel()
+    assert gone(int((workspace / "child.pid").read_text()))
+
+
+async def wait_for_file(path: Path) -> None:
+    """Until the command has written ``path`` (a wait-until on observable state, no fixed sleep)."""
+    while True:
+        if await anyio.Path(path).exists() and (await anyio.Path(path).read_text()).strip():
+            return
+        await anyio.sleep(0.01)
+
+
+async def test_rlimits_apply(sandbox: Sandbox) -> None:
+    s = sandbox.settings
+    rows = (await sandbox.run(["cat", "/proc/self/limits"])).stdout.splitlines()
+    soft = {row[:26].strip(): row[26:].split()[0] for row in rows[1:]}
+    mib = 1024 * 1024
+    assert soft["Max open files"] == str(s.open_files) and soft["Max processes"] == str(s.processes)
+    assert soft["Max file size"] == str(s.file_size_mb * mib) and soft["Max cpu time"] == str(s.cpu_s)
+    assert soft["Max address space"] == str(s.memory_mb * mib) and soft["Max core file size"] == "0"
+
+
+async def test_home_is_private_to_the_call_and_emptied_after_it(sandbox: Sandbox, tmp_path: Path) -> None:
+    left = f"/tmp/left-by-{tmp_path.name}"
+    home = anyio.Path(
+        (await sandbox.run(["sh", "-c", f"echo kept > $HOME/note; touch {left}; echo $HOME"])).stdout.strip()
+    )
+    assert home.parent == sandbox.settings.home_root and (await home.stat()).st_mode & 0o777 == 0o700
+    assert [p async for p in home.iterdir()] == []
+    assert not await anyio.Path(left).exists()
+
+
+async def test_a_fork_bomb_is_capped_and_killed_with_everything_it_made(workspace: Path) -> None:
+    small = Sandbox(workspace, settings=SandboxSettings(processes=16))
+    bomb = "while true; do sleep 300 & echo $! >> pids; done"
+    result = await small.run(["sh", "-c", bomb])
+    assert result.exit_code != 0 and "fork" in result.stderr.lower()  # RLIMIT_NPROC stopped it
+    pids = [int(p) for p in (workspace / "pids").read_text().split()]
+    assert 0 < len(pids) < 16 and all(gone(p) for p in pids)
+
+
+@pytest.mark.skipif(not can_unshare_net(), reason="this host gives no network namespace (see README Security)")
+async def test_no_network_unless_the_call_asks(sandbox: Sandbox) -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        connect = [sys.executable, "-c", f"import socket; socket.create_connection(('127.0.0.1', {port}))"]
+        offline = await sandbox.run(connect)
+        assert offline.exit_code != 0 and "unreachable" in offline.stderr
+        assert (await sandbox.run(connect, network=True)).exit_code == 0
+
+
+async def test_without_uid_separation_it_refuses_and_names_the_setting(workspace: Path) -> None:
+    cannot = Sandbox(workspace, settings=SandboxSettings(setpriv="false"))
+    with pytest.raises(CommandFailed, match="SANDBOX_ALLOW_UNSANDBOXED=true"):
+        await cannot.run(["true"])
+    allowed = Sandbox(workspace, settings=SandboxSettings(setpriv="false", allow_unsandboxed=True))
+    assert (await allowed.run(["id", "-u"])).stdout.strip() == str(os.geteuid())
+
+
+async def test_a_secret_file_others_can_read_stops_every_command(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("s3cret")
+    token.chmod(0o644)
+    monkeypatch.setenv("GITHUB_TOKEN_FILE", str(token))
+    with pytest.raises(CommandFailed, match=r"readable by other users.*GITHUB_TOKEN_FILE"):
+        await sandbox.run(["true"])
+    token.chmod(0o600)
+    assert (await sandbox.run(["true"])).exit_code == 0
 
 
 async def test_output_beyond_the_cap_is_cut_and_flagged(workspace: Path) -> None:
@@ -139,3 +234,24 @@ async def test_the_environment_is_scrubbed(sandbox: Sandbox, monkeypatch: pytest
     assert seen["MY_FLAG"] == "on"
     assert seen["LANG"] == "C.UTF-8"
     assert "PATH" in seen
+
+
+async def test_a_shared_tree_is_writable_by_any_sandbox_uid_and_links_stay_untouched(
+    sandbox: Sandbox, workspace: Path, tmp_path: Path
+) -> None:
+    tree = workspace / "task"
+    (tree / "pkg").mkdir(parents=True, mode=0o755)
+    (tree / "pkg" / "mod.py").write_text("x = 1\n")
+    (tree / "pkg" / "mod.py").chmod(0o644)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep\n")
+    outside.chmod(0o644)
+    (tree / "link").symlink_to(outside)
+    share_tree(tree)
+    first = await sandbox.run(["sh", "-c", "echo y = 2 >> pkg/mod.py && mkdir -p new && echo a > new/f"], cwd="task")
+    assert first.exit_code == 0, first.stderr
+    (tree / "by-agent.txt").write_text("root wrote this with umask 022\n")
+    again = await sandbox.run(["sh", "-c", "echo b >> new/f && echo c >> by-agent.txt"], cwd="task")
+    assert again.exit_code == 0, again.stderr
+    assert (await sandbox.run(["sh", "-c", "echo no >> link"], cwd="task")).exit_code != 0
+    assert outside.read_text() == "keep\n"

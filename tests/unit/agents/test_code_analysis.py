@@ -268,3 +268,32 @@ async def test_generate_api_docs_refuses_output_outside_workspace(code_agent):
     client, _ = code_agent
     result = await client.call_tool("generate_api_docs", {"path": "shop", "output_path": "../escape.md"})
     assert result.is_error and "outside" in result.content[0].text
+
+
+@pytest.mark.anyio
+async def test_analyze_python_pages_the_modules_and_says_what_it_left_out(agent_client):
+    client, runtime = await agent_client("code")
+    package = runtime.layers.workspace / "big"
+    package.mkdir()
+    (package / "__init__.py").write_text('"""A package."""\n')
+    for i in range(7):
+        body = f'"""Module {i}."""\n\nfrom big import m{(i + 1) % 7}\n\n\ndef f{i}():\n    pass\n'
+        (package / f"m{i}.py").write_text(body)
+    first = (await client.call_tool("analyze_python", {"path": "big", "limit": 3})).structured_content
+    assert first["files_analyzed"] == 8 and len(first["modules"]) == 3
+    assert first["page"] == {
+        "offset": 0,
+        "limit": 3,
+        "modules_total": 8,
+        "modules_left_out": 5,
+        "next_offset": 3,
+        "complex_functions_total": 0,
+    }
+    assert set(first["import_graph"]) <= {m["module"] for m in first["modules"]}
+    assert first["summary"].startswith("8 module(s)")
+    last = (await client.call_tool("analyze_python", {"path": "big", "limit": 3, "offset": 6})).structured_content
+    assert len(last["modules"]) == 2 and last["page"]["next_offset"] is None
+    seen = {m["file"] for m in first["modules"]} | {m["file"] for m in last["modules"]}
+    assert len(seen) == 5
+    bad = await client.call_tool("analyze_python", {"path": "big", "limit": 0})
+    assert bad.is_error and "greater than or equal to 1" in bad.content[0].text

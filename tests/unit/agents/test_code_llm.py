@@ -35,6 +35,7 @@ def api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[OpenAIDoubl
     """The double running on 127.0.0.1, with the agent's settings pointed at it (key from a file)."""
     key_file = tmp_path / "openai-key"
     key_file.write_text(KEY + "\n")
+    key_file.chmod(0o600)  # the sandbox refuses to run anything while a secret file is readable by others
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with OpenAIDouble(KEY) as double:
         monkeypatch.setenv("OPENAI_API_KEY_FILE", str(key_file))
@@ -206,3 +207,14 @@ async def test_review_keeps_local_findings_when_the_llm_fails(api, code_agent):
     assert out["llm_review"] is None and "LLM review failed" in out["llm_note"] and "HTTP 500" in out["llm_note"]
     required = await client.call_tool("review_code", {"path": "app", "use_llm": True})
     assert required.is_error and "answered HTTP 500" in required.content[0].text
+
+
+async def test_a_review_reports_one_complexity_figure_per_function(no_llm, code_agent):
+    client, runtime = code_agent
+    branches = "".join(f"    if x == {i} and y:\n        return {i}\n" for i in range(12))
+    (runtime.layers.workspace / "app" / "branchy.py").write_text(
+        f'"""Many branches."""\n\n\ndef pick(x, y):\n    """Pick."""\n{branches}    return -1\n'
+    )
+    out = (await client.call_tool("review_code", {"path": "app/branchy.py"})).structured_content
+    about_pick = [i for i in out["blocking"] if i["line"] == 4]
+    assert [i["kind"] for i in about_pick] == ["complexity"], about_pick  # not also ruff's C901 count

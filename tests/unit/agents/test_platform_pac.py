@@ -6,7 +6,6 @@ records its arguments, as the real CLI cannot be installed or reach Dataverse fr
 from __future__ import annotations
 
 import shutil
-import stat
 from pathlib import Path
 
 import pytest
@@ -36,10 +35,11 @@ echo "Connected as ci@contoso.example"
 @pytest.fixture
 def pac_double(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "pac-bin"
-    folder.mkdir()
+    folder.mkdir(mode=0o777)  # the double runs as a sandbox uid and logs its calls here
+    folder.chmod(0o777)
     script = folder / "pac"
     script.write_text(PAC_DOUBLE)
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    script.chmod(0o755)
     write_zip(folder / "export.zip", package_files(solution=solution_xml(managed=True)))
     monkeypatch.setenv("PAC_SEARCH_PATH", str(folder))
     return folder

@@ -90,11 +90,11 @@ async def test_managed_flag_and_bad_version_are_reported_as_read(agent_client):
     client, runtime = await agent_client("platform")
     write_zip(
         runtime.layers.workspace / "m.zip",
-        package_files(solution=solution_xml(managed=True, version="1.4")),
+        package_files(solution=solution_xml(managed=True, version="1.4.beta")),
     )
     s = (await inspect(client, "m.zip")).structured_content
     assert s["managed"] is True and s["managed_flag"] == "managed"
-    assert s["version"] == "1.4" and s["version_valid"] is False
+    assert s["version"] == "1.4.beta" and s["version_valid"] is False
 
 
 async def test_package_without_customizations_is_inventoried_from_root_components(agent_client):
@@ -257,3 +257,56 @@ async def test_broken_component_types_knowledge_is_a_clear_error(agent_client, t
     write_zip(runtime.layers.workspace / "ok.zip", package_files())
     result = await inspect(client, "ok.zip")
     assert result.is_error and "component-types.yaml is invalid" in result.content[0].text
+
+
+PACKAGER_COMPONENTS = {
+    # what `pac solution unpack` writes: Other/Customizations.xml with empty sections, and a file per component
+    "Entities/cfs_workorder/Entity.xml": (
+        '<Entity><Name LocalizedName="Work Order" OriginalName="Work Order">cfs_workorder</Name>'
+        '<EntityInfo><entity Name="cfs_workorder" /></EntityInfo></Entity>'
+    ),
+    "Entities/cfs_workorder/FormXml/main/{a1}.xml": "<forms><systemform /></forms>",  # not a component
+    "Workflows/NotifyDispatcher-1000000A-0000-0000-0000-000000000000.xml": (
+        '<Workflow WorkflowId="{1000000a-0000-0000-0000-000000000000}" Name="Notify dispatcher">'
+        "<JsonFileName>/Workflows/NotifyDispatcher.json</JsonFileName><Category>5</Category></Workflow>"
+    ),
+    "Workflows/NotifyDispatcher-1000000A-0000-0000-0000-000000000000.json": "{}",
+    "CanvasApps/cfs_technicianapp_8f2a1.meta.xml": "<CanvasApp><Name>cfs_technicianapp_8f2a1</Name></CanvasApp>",
+    "environmentvariabledefinitions/cfs_ServiceSiteUrl/environmentvariabledefinition.xml": (
+        '<environmentvariabledefinition schemaname="cfs_ServiceSiteUrl"><type>100000000</type>'
+        "</environmentvariabledefinition>"
+    ),
+    "Roles/Field Technician.xml": '<Role id="{00000001-0000-0000-0000-000000000000}" name="Field Technician" />',
+}
+
+
+@pytest.mark.anyio
+async def test_packager_layout_reads_components_kept_in_their_own_files(agent_client):
+    client, runtime = await agent_client("platform")
+    empty = customizations_xml(
+        entities=(), optionsets=(), roles=(), workflows=(), web_resources=(), canvas_apps=(),
+        plugin_assemblies=(), connection_references=(), environment_variables=(),
+    )  # fmt: skip
+    files = {"Other/Solution.xml": solution_xml(version="1.4"), "Other/Customizations.xml": empty}
+    write_folder(runtime.layers.workspace / "src", {**files, **PACKAGER_COMPONENTS})
+    result = await client.call_tool("inspect_solution", {"path": "src"})
+    assert not result.is_error, result.content[0].text
+    s = result.structured_content
+    assert s["layout"] == "packager" and s["version"] == "1.4" and s["version_valid"]
+    found = {(c["kind"], c["name"]) for c in s["components"]}
+    assert found == {
+        ("entity", "cfs_workorder"),
+        ("workflow", "Notify dispatcher"),
+        ("canvas_app", "cfs_technicianapp_8f2a1"),
+        ("environment_variable", "cfs_ServiceSiteUrl"),
+        ("security_role", "Field Technician"),
+    }
+    write_zip(runtime.layers.workspace / "src.zip", {**files, **PACKAGER_COMPONENTS})
+    zipped = (await client.call_tool("inspect_solution", {"path": "src.zip"})).structured_content
+    assert zipped["component_counts"] == s["component_counts"]
+    # a changed component file is a change diff_solutions sees
+    changed = dict(PACKAGER_COMPONENTS)
+    changed["Roles/Field Technician.xml"] = changed["Roles/Field Technician.xml"].replace(" />", "><x /></Role>")
+    write_folder(runtime.layers.workspace / "new", {**files, **changed})
+    diff = (await client.call_tool("diff_solutions", {"old": "src", "new": "new"})).structured_content
+    assert "Field Technician" in str(diff)

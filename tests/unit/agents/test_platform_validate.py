@@ -37,7 +37,7 @@ async def test_every_defect_is_reported_with_its_rule(agent_client):
     client, runtime = await agent_client("platform")
     manifest = solution_xml(
         unique_name="core",
-        version="2.0",
+        version="2.0.x",
         prefix="new",
         publisher="DefaultPublisherorg1",
         roots=[(1, "new_thing"), (1, "account")],
@@ -50,7 +50,7 @@ async def test_every_defect_is_reported_with_its_rule(agent_client):
     write_zip(runtime.layers.workspace / "bad.zip", package_files(solution=manifest, customizations=custom))
     report = (await validate(client, "bad.zip", "cfs-prod")).structured_content
     found = rules(report)
-    assert found["PP001"] == ["error"]  # version 2.0
+    assert found["PP001"] == ["error"]  # version 2.0.x
     assert found["PP002"] == ["error"]  # msdyn_workorder missing
     assert found["PP003"] == ["error"]  # unmanaged into production
     assert found["PP004"] == ["error"]  # prefix new, estate wants cfs

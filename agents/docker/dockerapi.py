@@ -14,7 +14,7 @@ import docker
 from docker.errors import APIError, NotFound
 from pydantic import BaseModel, Field
 
-from agents.devops.settings import load_settings
+from agents.docker.settings import load_settings
 from agents.runtime.errors import NotConfigured, ToolError
 
 T = TypeVar("T")

@@ -1,0 +1,1 @@
+"""The docker agent: containers, logs, health and restarts through the Docker socket."""
