@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,9 +45,11 @@ def make_repo(path: Path, files: dict[str, str]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, Proc, Path]]:
-    """Reynolds with a projects root and file:// clones allowed, a code, a devops and a workbench agent."""
-    base = tmp_path_factory.mktemp("workspaces")
+def system() -> Iterator[tuple[Cluster, Proc, Path]]:
+    """Reynolds with a projects root and file:// clones allowed, a code, a devops and a workbench agent.
+    (Not under pytest's 0700 tmp dir: sandboxed commands run as other uids and must reach the workspaces.)"""
+    base = Path(tempfile.mkdtemp(prefix="reynolds-ws-"))
+    base.chmod(0o711)
     projects = base / "projects"
     make_repo(projects / "demo", {"pkg/mod.py": "x=1\ndef f( a ):\n  return a\n", "README.md": "demo\n"})
     with cluster(base / "cluster", REYNOLDS_PROJECTS_DIR=str(projects), REYNOLDS_WORKSPACE_ALLOW_FILE_URLS="true") as c:
@@ -53,6 +57,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Cluster, 
         agents = [c.start_agent(kind, reynolds=reynolds) for kind in ("code", "devops", "workbench")]
         c.wait_registered([a.name for a in agents])
         yield c, reynolds, projects
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def tree(c: Cluster, task_id: str) -> Path:
@@ -71,7 +76,7 @@ async def test_a_step_writes_what_the_next_step_sees_on_another_pool(system: tup
     }
     async with c.client() as client:
         task = await run_plan(client, plan, timeout_s=60, workspace={"project": "demo"})
-    assert task["state"] == "succeeded", task
+    assert task["state"] == "succeeded", [(s["id"], s["error"]) for s in task["subtasks"]]
     fmt, diff = subtask(task, "fmt"), subtask(task, "diff")
     assert fmt["agent_id"] != diff["agent_id"] and fmt["pool"] == "code" and diff["pool"] == "devops"
     assert [f["path"] for f in diff["result"]["files"]] == ["pkg/mod.py"] and "+x = 1" in diff["result"]["patch"]
