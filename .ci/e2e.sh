@@ -116,7 +116,10 @@ validate() {
   # The Swarm form of the same file, where the client can check it (`docker stack config`, client >= 23).
   if docker stack config --help 2>/dev/null | grep -q 'Usage:.*stack config'; then
     python3 scripts/stack-config.py | docker stack config -c - >/dev/null
-    echo "docker stack config: ok"
+    # several hosts: task workspaces on NFS (docker-compose.nfs.yaml); the driver options must survive
+    REYNOLDS_NFS_SERVER=192.0.2.1 python3 scripts/stack-config.py -f docker-compose.orchestration.yaml \
+      -f docker-compose.nfs.yaml | docker stack config -c - | grep -q 'type: nfs'
+    echo "docker stack config: ok (with the NFS workspaces override too)"
   else
     echo "docker stack config: not available in this docker client, not checked"
   fi

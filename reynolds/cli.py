@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -101,7 +102,22 @@ def migrate() -> None:
 @click.option("--agent-port", type=int, default=8101, show_default=True, help="first agent port")
 @click.option("--state-dir", type=click.Path(path_type=Path), default=Path(".reynolds"), show_default=True)
 @click.option("--with-workbench", is_flag=True, help="also start a workbench agent (echo/sleep/fail/record)")
-def up(port: int, agent_port: int, state_dir: Path, with_workbench: bool) -> None:
+@click.option(
+    "--projects",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help='projects root: `submit --project NAME` works on a copy of NAME under it ("." is the root itself)',
+)
+@click.option(
+    "--workspaces",
+    "workspaces_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path.home() / ".local" / "state" / "reynolds" / "workspaces",
+    show_default=True,
+    help="where task workspaces are made: outside any git repository, so git in one never finds another",
+)
+def up(port: int, agent_port: int, state_dir: Path, with_workbench: bool, projects: Path, workspaces_dir: Path) -> None:
     """Run the whole system as local processes: Reynolds plus one replica of each agent type, against the
     configured Postgres and Redis (REYNOLDS_DATABASE_URL, REYNOLDS_REDIS_URL) — or, when none is configured
     and none answers on localhost, embedded ones with their data in the state directory. Each process's
@@ -109,6 +125,7 @@ def up(port: int, agent_port: int, state_dir: Path, with_workbench: bool) -> Non
     from reynolds import embedded
 
     state_dir.mkdir(parents=True, exist_ok=True)
+    workspaces_dir = workspaces_dir.resolve()
     client_token = _token_file(state_dir / "client_token")
     agent_token = _token_file(state_dir / "agent_token")
     services = _or_exit(
@@ -132,6 +149,9 @@ def up(port: int, agent_port: int, state_dir: Path, with_workbench: bool) -> Non
         "REYNOLDS_HOST": "127.0.0.1",
         "REYNOLDS_CLIENT_TOKENS_FILE": str(client_token),
         "REYNOLDS_AGENT_TOKEN_FILE": str(agent_token),
+        "REYNOLDS_PROJECTS_DIR": str(projects.resolve()),
+        "REYNOLDS_WORKSPACES_DIR": str(workspaces_dir),
+        "WORKSPACES_DIR": str(workspaces_dir),  # the agents see task workspaces where Reynolds makes them
         "REYNOLDS_LOG_FORMAT": os.environ.get("REYNOLDS_LOG_FORMAT", log_format),
         "AGENT_LOG_FORMAT": os.environ.get("AGENT_LOG_FORMAT", log_format),
         "REYNOLDS_AGENT_AUTH": "shared",  # local development: one token for every agent (README, Security)
@@ -226,6 +246,15 @@ def _run_client(url: str, token: str | None, tool: str, arguments: dict[str, Any
 @click.option("--priority", type=int, default=0)
 @click.option("--timeout", "timeout_s", type=float, default=None, help="fail the task after this many seconds")
 @click.option("--github", "track_in_github", is_flag=True, help="keep a GitHub tracking issue for the task")
+@click.option(
+    "--project",
+    is_flag=False,
+    flag_value=".",
+    default=None,
+    help="work on a copy of this directory under the projects root (alone: the root itself, `.`)",
+)
+@click.option("--git", "git_url", default=None, help="work on a clone of this repository")
+@click.option("--ref", default=None, help="branch, tag or commit of --git (default: its default branch)")
 @click.option("--json", "as_json", is_flag=True, help="print the task as JSON")
 @url_option
 @token_option
@@ -237,11 +266,15 @@ def submit(
     priority: int,
     timeout_s: float | None,
     track_in_github: bool,
+    project: str | None,
+    git_url: str | None,
+    ref: str | None,
     as_json: bool,
     url: str,
     token: str | None,
 ) -> None:
-    """Run the plan in PLAN_FILE (JSON or YAML), or have Reynolds plan --goal first."""
+    """Run the plan in PLAN_FILE (JSON or YAML), or have Reynolds plan --goal first; on a copy of a project
+    (--project), a clone of a repository (--git, --ref), or an empty scratch workspace."""
     if plan_file is None and not goal:
         raise click.UsageError("give a PLAN_FILE, or --goal to have Reynolds plan one")
     plan = None
@@ -258,6 +291,7 @@ def submit(
         "priority": priority,
         "timeout_s": timeout_s,
         "track_in_github": track_in_github,
+        "workspace": _workspace_spec(project, git_url, ref),
     }
     if not wait:
         task = _run_client(url, token, "orchestrate", args)
@@ -354,6 +388,68 @@ def agents(as_json: bool, url: str, token: str | None) -> None:
     Console().print(table)
 
 
+def _workspace_spec(project: str | None, git_url: str | None, ref: str | None) -> dict[str, str] | None:
+    if project is not None and git_url:
+        raise click.UsageError("--project or --git, not both")
+    if ref and not git_url:
+        raise click.UsageError("--ref goes with --git")
+    if git_url:
+        return {"git": git_url, **({"ref": ref} if ref else {})}
+    return {"project": Path(project).as_posix()} if project is not None else None
+
+
+@main.command()
+@click.argument("task_id")
+@click.argument("path", required=False)
+@click.option("--diff", "show_diff", is_flag=True, help="print the task's changes as a unified diff")
+@url_option
+@token_option
+def workspace(task_id: str, path: str | None, show_diff: bool, url: str, token: str | None) -> None:
+    """Show TASK_ID's workspace: its source, commit and changed files; with --diff its changes as a unified diff
+    (ready for `git apply`); with PATH one file of it."""
+    if path is not None:
+        found = json.loads(_read_resource(url, token, f"reynolds://tasks/{task_id}/workspace/{path}"))
+        if found.get("text") is not None:
+            click.echo(found["text"], nl=False)
+        else:
+            sys.stdout.buffer.write(base64.b64decode(found["base64"]))
+        return
+    tree = _run_client(url, token, "get_task", {"task_id": task_id}).get("workspace")
+    if tree is None:
+        raise click.ClickException(f"task {task_id} has no workspace record")
+    changes = tree.get("changes")
+    if show_diff:
+        if changes is None:
+            raise click.ClickException("the task is still running: its changes are shown once it ends")
+        click.echo(changes["diff"], nl=False)
+        if changes["truncated"]:
+            console.print(f"[yellow]diff cut at {len(changes['diff'].encode())} of {changes['diff_bytes']} bytes[/]")
+        return
+    _print_workspace(Console(), tree)
+    for name in (changes or {}).get("files", []):
+        click.echo(f"  {name}")
+
+
+def _read_resource(url: str, token: str | None, uri: str) -> str:
+    async def run() -> str:
+        async with rclient.connect(url, rclient.resolve_token(token)) as c:
+            try:
+                result = await c.read_resource(uri)
+            except Exception as err:  # the SDK raises its own error type for a JSON-RPC error answer
+                raise errors.ReynoldsError(str(err)) from err
+            return getattr(result.contents[0], "text", "")
+
+    return _or_exit(lambda: anyio.run(run))
+
+
+def _print_workspace(out: Console, tree: dict[str, Any]) -> None:
+    source = tree["source"] + (f" {tree['location']}" if tree.get("location") else "")
+    commit = f" @ {tree['commit'][:12]}" if tree.get("commit") else ""
+    changes = tree.get("changes")
+    changed = f", {len(changes['files'])} file(s) changed" if changes else ""
+    out.print(f"workspace: {source}{commit} in {tree['path']} ({tree['size_bytes']} bytes{changed})")
+
+
 def _print_task(task: dict[str, Any]) -> None:
     out = Console()
     out.print(f"[bold]{task['task_id']}[/] {_state(task['state'])}  {_counts(task.get('counts', {}))}")
@@ -363,6 +459,8 @@ def _print_task(task: dict[str, Any]) -> None:
         out.print(f"planned by the {planning['planner']}" + (f" ({notes})" if notes else ""))
     if task.get("github_issue"):
         out.print(f"tracked in GitHub issue #{task['github_issue']}")
+    if task.get("workspace"):
+        _print_workspace(out, task["workspace"])
     rows = []
     for s in task.get("subtasks", []):
         seconds = f"{s['duration_s']:.2f}" if s.get("duration_s") is not None else ""

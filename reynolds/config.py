@@ -112,6 +112,23 @@ class Settings(BaseSettings):
     github_repo: str = Field("", pattern=r"^([\w.-]+/[\w.-]+)?$", description="owner/name of the tracking repo")
     github_base_url: str = Field("https://api.github.com", description="GitHub Enterprise: https://HOST/api/v3")
 
+    # --- workspace (reynolds/workspaces.py)
+    workspaces_dir: Path = Field(
+        Path("/app/workspaces"), description="task workspaces, shared with every agent (their WORKSPACES_DIR)"
+    )
+    projects_dir: Path = Field(Path("/app/projects"), description='root of workspace {"project": name}')
+    workspace_ttl_s: float = Field(86_400.0, gt=0, description="a finished task's workspace is removed after this")
+    workspace_max_bytes: int = Field(2_000_000_000, ge=1024, description="size cap of one task's workspace")
+    workspace_diff_max_bytes: int = Field(1_000_000, ge=1024, description="diff shown in a result (full size told)")
+    workspace_read_max_bytes: int = Field(5_000_000, ge=1024, description="largest file the workspace resource reads")
+    workspace_git_transports: list[str] = Field(
+        default_factory=lambda: ["https", "ssh"], description="git URL transports a workspace may clone from"
+    )
+    workspace_allow_file_urls: bool = Field(False, description="also clone file:// URLs (tests, local mirrors)")
+    workspace_clone_timeout_s: float = Field(600.0, gt=0, description="longest a workspace clone may take")
+    workspace_project_exclude: list[str] = Field(
+        default_factory=lambda: [".reynolds", ".venv"], description="names never copied from a project"
+    )
     # --- identity and tenancy
     agent_key: str = Field("", description="key the per-pool agent tokens are derived from (README Security)")
     agent_auth: Literal["pool", "shared"] = Field("pool", description="pool tokens, or the legacy shared token")

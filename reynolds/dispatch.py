@@ -28,6 +28,7 @@ import structlog
 from anyio.abc import TaskGroup
 
 from agents.runtime.idempotency import IDEMPOTENCY_META_KEY
+from agents.runtime.workspace import WORKSPACE_META_KEY
 from reynolds import errors, retry
 from reynolds.batching import Batcher
 from reynolds.config import Settings
@@ -304,7 +305,7 @@ class Dispatcher:
         if limit_s <= 0:
             raise errors.CallTimeout("the task's deadline passed before the call could start")
         connection = await self.sessions.get(replica.endpoint(self.settings))
-        meta = {IDEMPOTENCY_META_KEY: f"{claim.task_id}/{claim.subtask_id}"}
+        meta = {IDEMPOTENCY_META_KEY: f"{claim.task_id}/{claim.subtask_id}", WORKSPACE_META_KEY: claim.task_id}
         log.debug("calling", agent=replica.key, tool=claim.tool, task_id=claim.task_id, subtask_id=claim.subtask_id)
         return await connection.call(claim.tool, arguments, meta, limit_s)
 

@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.asyncio.client import PubSub
 
-from reynolds import errors, payload, retry
+from reynolds import errors, payload, retry, workspaces
 from reynolds.batching import Batcher
 from reynolds.config import Settings
 from reynolds.experiments.lanes import chain_lanes, learned_strategy
@@ -45,6 +45,7 @@ from reynolds.models import (
     TaskState,
     TaskView,
     Transition,
+    WorkspaceSpec,
 )
 from reynolds.personality import closing_message
 from reynolds.plan import build_plan
@@ -139,6 +140,7 @@ class Engine:
         track_in_github: bool = False,
         submitter: str | None = None,
         lanes: int | None = None,
+        workspace: WorkspaceSpec | None = None,
     ) -> tuple[str, PlanView]:
         """Validate, store and queue a plan. Raises a PlanError (and stores nothing) when it cannot run."""
         if track_in_github and not (self.settings.github_token and self.settings.github_repo):
@@ -147,6 +149,7 @@ class Engine:
             )
         view = await self.plan(plan, strategy, lanes)
         task_id = uuid.uuid4()
+        tree = await workspaces.prepare(self.settings, str(task_id), workspace)  # before anything is dispatched
         deadline = datetime.now(UTC) + timedelta(seconds=timeout_s or self.settings.default_task_timeout_s)
         ready = await self.store.create_task(
             task_id,
@@ -160,6 +163,7 @@ class Engine:
             track_in_github,
             submitter,
         )
+        await self.store.set_workspace(str(task_id), tree.model_dump(mode="json"))
         self.metrics.tasks_submitted.inc()
         log.info("task submitted", task_id=str(task_id), subtasks=len(view.subtasks), strategy=view.strategy)
         await self.enqueue(ready)
@@ -283,6 +287,9 @@ class Engine:
         self.metrics.subtasks.labels(claim.pool, outcome.state).inc()
         if outcome.state is SubtaskState.SUCCEEDED:
             self.metrics.subtask_duration.labels(claim.pool, claim.tool).observe(attempt.elapsed_s)
+        if not transition.task_state and (too_big := await workspaces.over_cap(self.settings, claim.task_id)):
+            await self.cancel(claim.task_id, too_big, final_state=TaskState.FAILED)  # the tree outgrew its cap
+            return True
         await self.enqueue(transition.released)
         await self.publish(claim.task_id, {"subtask": claim.subtask_id, "state": outcome.state})
         if transition.task_state:
@@ -313,6 +320,7 @@ class Engine:
     async def finished(self, task_id: str) -> TaskView:
         """A task ended (its state and closing message are stored, in one transaction): metrics and waiters."""
         view = await self.store.task_view(task_id)
+        await workspaces.settle(self.settings, self.store, view)
         self.metrics.tasks.labels(view.state).inc()
         for s in view.subtasks:
             if s.state in (SubtaskState.SKIPPED, SubtaskState.CANCELLED):
@@ -355,6 +363,7 @@ class Engine:
     async def get_task(self, task_id: str, include_events: bool = False) -> TaskView:
         _check_id(task_id)
         view = await self.store.task_view(task_id)
+        await workspaces.settle(self.settings, self.store, view)  # a no-op unless a finisher died before it
         if include_events:
             view.events = await self.store.events(task_id, MAX_EVENTS_SHOWN)
         return view
@@ -392,6 +401,7 @@ class Engine:
                     # the end of a task is announced on its channel; otherwise look again once a second
                     check = event is None or '"task"' in str(event.get("data")) or time.monotonic() - last_check >= 1
         view = await self.store.task_view(task_id)
+        await workspaces.settle(self.settings, self.store, view)  # the finisher may not have stored it yet
         if progress and view.state in TERMINAL_TASK_STATES:
             total = sum(view.counts.values())
             await progress(total, total, f"task {view.state}")

@@ -15,6 +15,8 @@ retry decisions read the class, never the message.
     │   │   │                      what was expected), or one Postgres cannot store
     │   │   └── LimitExceeded      names the setting that was exceeded
     │   ├── NotFound               no such task / agent / pool (also: another tenant's task)
+    │   ├── WorkspaceError         a task's workspace cannot be made as asked (bad spec, clone failed)
+    │   │   └── WorkspaceTooLarge  over REYNOLDS_WORKSPACE_MAX_BYTES (or a read over its limit)
     │   ├── LoopRefused            loop prevention refused a handoff
     │   ├── Forbidden              the token lacks the scope, or the agent the pool / replica / subtask
     │   └── UrlRefused             a registered URL outside REYNOLDS_AGENT_NETWORKS (or unusable)
@@ -86,6 +88,14 @@ class NotFound(InvalidRequest):
 
 
 class LoopRefused(InvalidRequest):
+    pass
+
+
+class WorkspaceError(InvalidRequest):
+    pass
+
+
+class WorkspaceTooLarge(WorkspaceError):
     pass
 
 

@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 import mcp_types as types
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SUBTASK_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 
@@ -73,6 +73,49 @@ class Planning(BaseModel):
     notes: list[str] = Field(default_factory=list, description="what the planner left out, or why it retried")
 
 
+# --- workspace (reynolds/workspaces.py)
+class WorkspaceSpec(BaseModel):
+    """Where a task's tree comes from: a git repository at a ref, a project directory, or nothing (scratch)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    git: str | None = Field(None, min_length=1, max_length=2000, description="repository URL to clone")
+    ref: str | None = Field(None, min_length=1, max_length=255, description="branch, tag or commit (git only)")
+    project: str | None = Field(
+        None, min_length=1, max_length=1000, description="directory under the projects root (REYNOLDS_PROJECTS_DIR)"
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> WorkspaceSpec:
+        if self.git and self.project:
+            raise ValueError('a workspace is {"git": url, "ref": ...} or {"project": name}, not both')
+        if self.ref and not self.git:
+            raise ValueError('"ref" goes with "git"')
+        return self
+
+
+class WorkspaceChanges(BaseModel):
+    """What the task changed in its tree, as a unified diff against the tree it started from."""
+
+    diff: str = Field(description="the diff, cut at REYNOLDS_WORKSPACE_DIFF_MAX_BYTES")
+    diff_bytes: int = Field(description="full size of the diff")
+    truncated: bool
+    files: list[str] = Field(description="changed paths (first 1000)")
+
+
+class WorkspaceView(BaseModel):
+    """A task's workspace: its source, the commit it was pinned to, where it lives, what changed."""
+
+    source: Literal["scratch", "project", "git"]
+    location: str | None = Field(None, description="project name or repository URL (credentials removed)")
+    ref: str | None = None
+    commit: str | None = Field(None, description="the commit a git workspace was checked out at")
+    path: str = Field(description="<workspaces root>/<task id>, the same on every replica")
+    size_bytes: int = 0
+    notes: list[str] = Field(default_factory=list, description="what was left out when the tree was made")
+    changes: WorkspaceChanges | None = Field(None, description="set when the task ends")
+
+
 class PlannedSubtask(BaseModel):
     """A validated subtask: pool resolved, references turned into dependencies, rank computed."""
 
@@ -98,6 +141,7 @@ class PlanView(BaseModel):
     critical_path: list[str]
     estimated_makespan_s: float
     estimated_total_work_s: float
+    workspace: WorkspaceSpec | None = Field(None, description="the workspace the task would get (checked)")
 
 
 class SubtaskView(BaseModel):
@@ -141,6 +185,7 @@ class TaskView(BaseModel):
     github_issue: int | None = Field(None, description="number of the tracking issue, when tracked in GitHub")
     events: list[EventView] | None = Field(None, description="the task's event log, when asked for")
     message: str | None = Field(None, description="Reynolds' closing words on the task")
+    workspace: WorkspaceView | None = Field(None, description="the task's tree: source, commit, changes")
 
 
 class TaskSummary(BaseModel):

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
-from reynolds import __version__, egress, errors
+from reynolds import __version__, egress, errors, workspaces
 from reynolds.auth import (
     ANY_POOL,
     BearerAuth,
@@ -54,6 +54,7 @@ from reynolds.models import (
     TaskList,
     TaskState,
     TaskView,
+    WorkspaceSpec,
 )
 from reynolds.registry import Replica
 from reynolds.scaling import ScaleResult
@@ -151,6 +152,7 @@ def client_server(holder: Holder, state_key: str) -> MCPServer:
         priority: Annotated[int, Field(ge=-100, le=100)] = 0,
         timeout_s: Annotated[float | None, Field(gt=0, le=7 * 86_400)] = None,
         track_in_github: bool = False,
+        workspace: WorkspaceSpec | None = None,
     ) -> TaskView:
         """Run a plan: a DAG of tool calls ({"subtasks": [{"id", "tool", "arguments", "depends_on", "pool"?}]}).
         Independent subtasks run in parallel on the pools whose agents offer the tools; an argument
@@ -159,12 +161,23 @@ def client_server(holder: Holder, state_key: str) -> MCPServer:
         its words to tool names (the plan used is in the result). With wait=true (default) progress is
         reported and the finished task returned; wait=false returns at once with the task id (poll get_task).
         strategy: parallel | sequential | auto. priority: higher runs first. timeout_s fails the task when
-        exceeded. track_in_github keeps a tracking issue with a checklist (needs REYNOLDS_GITHUB_* settings)."""
+        exceeded. track_in_github keeps a tracking issue with a checklist (needs REYNOLDS_GITHUB_* settings).
+        workspace: the tree every step works on (tool paths are relative to it) — {"git": url, "ref": branch|tag|sha}
+        (cloned once, pinned to the commit the result shows), {"project": name} (a copy of a directory under the
+        projects root), or omitted (empty scratch). The source is never modified; the result shows the diff."""
         principal = require(ctx, "submit")
         plan, planning = await resolve_plan(plan, goal, draft, redraft)
         service = holder.get()
         task_id, _ = await service.engine.submit(
-            plan, goal, strategy, priority, timeout_s, planning, track_in_github, principal.name
+            plan,
+            goal,
+            strategy,
+            priority,
+            timeout_s,
+            planning,
+            track_in_github,
+            submitter=principal.name,
+            workspace=workspace,
         )
         if not wait:
             return await service.engine.get_task(task_id)
@@ -182,14 +195,18 @@ def client_server(holder: Holder, state_key: str) -> MCPServer:
         plan: Plan | None = None,
         goal: Annotated[str | None, Field(max_length=10_000)] = None,
         strategy: Strategy = "parallel",
+        workspace: WorkspaceSpec | None = None,
     ) -> PlanView:
         """Dry run: validate a plan (or plan a goal, as orchestrate would) and show what Reynolds would do — the
         pool of each subtask, the waves that can run together, the critical path and estimated makespan.
+        A workspace is checked as orchestrate would (project inside the projects root, allowed git transport).
         Nothing is stored or executed."""
         require(ctx, "read")
         plan, planning = await resolve_plan(plan, goal, draft, redraft)
-        view = await holder.get().engine.plan(plan, strategy)
-        view.planning = planning
+        service = holder.get()
+        workspaces.check(service.settings, workspace)
+        view = await service.engine.plan(plan, strategy)
+        view.planning, view.workspace = planning, workspace
         return view
 
     @mcp.tool()
@@ -244,6 +261,14 @@ def client_server(holder: Holder, state_key: str) -> MCPServer:
         service = holder.get()
         await own_task(service, require(ctx, "read"), task_id)
         return (await service.engine.get_task(task_id)).model_dump_json()
+
+    @mcp.resource("reynolds://tasks/{task_id}/workspace/{+path}", mime_type="application/json")
+    async def workspace_file(task_id: str, path: str, ctx: Context) -> str:
+        """One file of a task's workspace, as JSON {path, size_bytes, text} (UTF-8) or {..., base64} (anything
+        else); confined to the task's tree and bounded by REYNOLDS_WORKSPACE_READ_MAX_BYTES."""
+        service = holder.get()
+        await own_task(service, require(ctx, "read"), task_id)
+        return (await workspaces.read(service.settings, service.store, task_id, path)).model_dump_json()
 
     @mcp.resource("reynolds://agents", mime_type="application/json")
     async def agents_resource() -> str:

@@ -20,7 +20,7 @@ import structlog
 from anyio.abc import TaskGroup
 from prometheus_client import CollectorRegistry
 
-from reynolds import errors, gauges, retention, tracking
+from reynolds import errors, gauges, retention, tracking, workspaces
 from reynolds.autoscale import Autoscaler, Policy, PoolLoad
 from reynolds.config import Settings
 from reynolds.dispatch import Dispatcher, consumer_name
@@ -136,6 +136,7 @@ async def running(
             tg.start_soon(_guarded, service, "upkeep", lambda: _upkeep(service, tg))
             tg.start_soon(_guarded, service, "watchdog", lambda: _watch_dependencies(service))
             tg.start_soon(_guarded, service, "experiments", ExperimentRunner(service).run)  # drives, resumes them
+            tg.start_soon(_guarded, service, "workspaces", lambda: workspaces.expire_forever(settings, store))
             if settings.autoscale:
                 tg.start_soon(_guarded, service, "autoscaler", _autoscaler(service).run)
             try:

@@ -647,6 +647,7 @@ class Store:
             planning=Planning.model_validate(task["planning"]),
             github_issue=task["github_issue"],
             message=task["message"],
+            workspace=task["workspace"],
         )
 
     async def list_tasks(self, state: str | None, limit: int, offset: int, submitter: str | None = None) -> TaskList:
@@ -803,6 +804,18 @@ class Store:
     async def duration_estimates(self) -> dict[tuple[str, str], float]:
         rows = await self.pool.fetch("SELECT pool, tool, ewma_seconds FROM tool_stats WHERE ewma_seconds IS NOT NULL")
         return {(r["pool"], r["tool"]): r["ewma_seconds"] for r in rows}
+
+    # ------------------------------------------------------------------ workspaces (reynolds/workspaces.py)
+    async def set_workspace(self, task_id: str, record: dict[str, Any]) -> None:
+        await self.pool.execute("UPDATE tasks SET workspace = $2 WHERE id = $1", UUID(task_id), record)
+
+    async def workspace_ages(self, task_ids: Sequence[str]) -> dict[str, float | None]:
+        """When each stored task ended (epoch seconds; None while it runs). Ids with no task are left out."""
+        rows = await self.pool.fetch(
+            "SELECT id, extract(epoch FROM finished_at)::float8 AS ended FROM tasks WHERE id = ANY($1)",
+            [UUID(t) for t in task_ids],
+        )
+        return {str(r["id"]): r["ended"] for r in rows}
 
     async def ping(self) -> None:
         await self.pool.fetchval("SELECT 1")

@@ -2,6 +2,7 @@
 """stack-config.py — print docker-compose.orchestration.yaml in the form `docker stack deploy` accepts.
 
     docker stack deploy -c <(scripts/stack-config.py) reynolds
+    scripts/stack-config.py -f docker-compose.orchestration.yaml -f docker-compose.nfs.yaml   # with overrides
 
 The compose file stays the single source of truth. It uses Compose Specification keys that a single
 host needs (pull_policy, profiles, depends_on conditions, the top-level name) and that the docker CLI's
@@ -71,10 +72,13 @@ def stack_config(compose: dict) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Print the orchestration compose file in docker stack form.")
-    parser.add_argument("-f", "--file", default=str(REPO / "docker-compose.orchestration.yaml"))
+    parser.add_argument(
+        "-f", "--file", action="append", help="compose file; repeat for overrides (default: the orchestration file)"
+    )
     args = parser.parse_args()
+    files = [x for f in args.file or [str(REPO / "docker-compose.orchestration.yaml")] for x in ("-f", f)]
     resolved = subprocess.run(
-        ["docker", "compose", "-f", args.file, "config", "--format", "json"], check=True, capture_output=True, text=True
+        ["docker", "compose", *files, "config", "--format", "json"], check=True, capture_output=True, text=True
     )
     json.dump(stack_config(json.loads(resolved.stdout)), sys.stdout, indent=2)
     print()

@@ -141,7 +141,7 @@ async def lint(sandbox: Sandbox, target: str, standards: PythonStandards, fix: b
     base = [ruff_executable(), "check", *_lint_args(standards)]
     argv = [*base, "--output-format", "json-lines", *(["--fix"] if fix else [])]
     result = await sandbox.run([*argv, "--", target], timeout_s=RUFF_TIMEOUT_S)
-    findings = _parse_findings(result, sandbox.root)
+    findings = _parse_findings(result, sandbox.root_for_call())
     counts = Counter(f.code for f in findings)
     fixable = sum(f.fixable for f in findings)
     total = len(findings)
@@ -193,7 +193,7 @@ async def format_code(
     unless ``check_only``."""
     base = [ruff_executable(), "format", *_settings_args(standards)]
     check = await sandbox.run([*base, "--check", "--output-format", "json", "--", target], timeout_s=RUFF_TIMEOUT_S)
-    entries = _parse_findings(check, sandbox.root)
+    entries = _parse_findings(check, sandbox.root_for_call())
     errors = [e for e in entries if e.code != "unformatted"]
     files = sorted({e.file for e in entries if e.code == "unformatted"})
     diff = None

@@ -27,6 +27,7 @@ from agents.runtime.memory import Recall
 from agents.runtime.observe import AgentMetrics, CallObserver
 from agents.runtime.registration import Registration
 from agents.runtime.settings import AGENT_TYPES, AgentSettings
+from agents.runtime.workspace import WorkspaceMiddleware
 from reynolds.auth import BearerAuth
 
 
@@ -71,6 +72,8 @@ def build_app(settings: AgentSettings | None = None) -> ASGIApp:
     observer = CallObserver(AgentMetrics(registry), runtime.memory)
     # dedupe first: a replayed call is neither run nor remembered twice
     server.middleware.extend([IdempotencyMiddleware(), observer])
+    if settings.task_workspaces:  # the docker agent reads no repository content and mounts no workspaces
+        server.middleware.append(WorkspaceMiddleware(settings.workspaces_dir))
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=["127.0.0.1:*", "localhost:*", f"{_host_of(settings.url)}:*", *settings.allowed_hosts],

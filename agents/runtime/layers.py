@@ -1,5 +1,6 @@
 """The agent's four layers as paths: knowledge (baked, read-only), context (mounted, read-only),
-memory (a volume), workspace (tmpfs). Also the one function that keeps paths inside a layer."""
+memory (a volume), workspace (the current task's tree on the shared workspaces volume, or the agent's
+own scratch directory outside a task). Also the one function that keeps paths inside a layer."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import yaml
 
 from agents.runtime.errors import PathOutsideWorkspace, ToolError
+from agents.runtime.workspace import current_root
 
 MAX_LAYER_FILE_BYTES = 2_000_000
 
@@ -29,11 +31,16 @@ class Layers:
     knowledge: Path
     context: Path
     memory: Path
-    workspace: Path
+    scratch: Path  # the agent's own workspace, for calls that name no task workspace
+
+    @property
+    def workspace(self) -> Path:
+        """The tree tools work on: the current call's task workspace, else ``scratch``."""
+        return current_root(self.scratch)
 
     def ensure_writable(self) -> None:
-        """Create memory and workspace if missing (they are volumes in containers, plain dirs elsewhere)."""
-        for path in (self.memory, self.workspace):
+        """Create memory and scratch if missing (they are volumes in containers, plain dirs elsewhere)."""
+        for path in (self.memory, self.scratch):
             path.mkdir(parents=True, exist_ok=True)
 
     def workspace_path(self, path: str | Path, must_exist: bool = True) -> Path:

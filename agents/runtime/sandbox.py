@@ -38,7 +38,7 @@ from pydantic import BaseModel
 from agents.runtime.errors import CommandFailed
 from agents.runtime.layers import resolve_inside
 from agents.runtime.settings import SandboxSettings
-from agents.runtime.workspace import share_tree
+from agents.runtime.workspace import current_root, share_tree
 
 log = structlog.get_logger(__name__)
 
@@ -161,7 +161,7 @@ class Sandbox:
 
     def root_for_call(self) -> Path:
         """The workspace the current call works in; commands' ``cwd`` is resolved against it."""
-        return self.root
+        return current_root(self.root)
 
     @property
     def git_allow_file(self) -> bool:

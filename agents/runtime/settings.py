@@ -39,6 +39,13 @@ class AgentSettings(BaseSettings):
     context_dir: Path = Path("/app/context")
     memory_dir: Path = Path("/app/memory")
     workspace_dir: Path = Path("/app/workspace")
+    # --- workspace
+    task_workspaces: bool = Field(
+        True, description="serve calls in the task workspace their _meta names; false: agents that read no trees"
+    )
+    workspaces_dir: Path = Field(
+        Path("/app/workspaces"), description="task workspaces Reynolds prepares (REYNOLDS_WORKSPACES_DIR), shared"
+    )
     command_timeout_s: float = Field(120.0, gt=0)
     command_output_limit: int = Field(1_000_000, ge=1024)
     allowed_hosts: list[str] = Field(default_factory=list, description="extra Host headers accepted on /mcp")

@@ -1,16 +1,83 @@
-"""Task workspaces as agents see them: the ``_meta`` key that names a call's workspace, and how a
-prepared workspace tree is made usable by sandboxed commands."""
+"""Task workspaces as agents see them: the ``_meta`` key that names a call's workspace, the middleware
+that makes it the call's current workspace, and how a prepared workspace tree is made usable by
+sandboxed commands.
+
+Reynolds prepares ``<WORKSPACES_DIR>/<task id>`` before a task's first call (reynolds/workspaces.py) on
+storage every replica mounts at the same path. Each call names its task under ``WORKSPACE_META_KEY``;
+``WorkspaceMiddleware`` checks the name and sets a context variable for the length of the call, which
+``Layers.workspace`` and ``Sandbox`` read through ``current_root``. The variable is copied into the
+worker thread a sync tool runs in (anyio copies the context), so sync and async tools see the same tree.
+A call without the key works in the agent's own scratch ``WORKSPACE_DIR``.
+"""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import uuid
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
+
+import mcp_types as types
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 
 from agents.runtime.settings import SandboxSettings
 
 # Reynolds puts the task id here in every call's ``_meta``; the workspace is ``<WORKSPACES_DIR>/<task id>``.
 WORKSPACE_META_KEY = "reynolds/workspace"
+
+_current: ContextVar[Path | None] = ContextVar("reynolds_workspace", default=None)
+
+
+class WorkspaceMissing(Exception):
+    """A call named a workspace that is not a task id, or that this replica cannot see."""
+
+
+def current_root(default: Path) -> Path:
+    """The workspace of the call being served, or ``default`` (the agent's scratch) outside one."""
+    return _current.get() or default
+
+
+def task_workspace(root: Path, name: Any) -> Path:
+    """``root/<name>`` for a task id ``name``, which must exist here as a real directory."""
+    if not isinstance(name, str) or not _is_uuid(name):
+        raise WorkspaceMissing(f"{WORKSPACE_META_KEY} must be a task id (a UUID), not {str(name)[:80]!r}")
+    path = root / name
+    if path.is_symlink() or not path.is_dir():
+        raise WorkspaceMissing(
+            f"workspace {name} is not on this replica under {root}: WORKSPACES_DIR must be the volume "
+            "Reynolds prepares task workspaces on (REYNOLDS_WORKSPACES_DIR)"
+        )
+    return path
+
+
+class WorkspaceMiddleware:
+    """Runs each ``tools/call`` that names a workspace with that workspace as the current one."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        meta = (ctx.meta or {}) if ctx.method == "tools/call" else {}
+        if WORKSPACE_META_KEY not in meta:
+            return await call_next(ctx)
+        try:
+            path = task_workspace(self.root, meta[WORKSPACE_META_KEY])
+        except WorkspaceMissing as err:
+            return types.CallToolResult(content=[types.TextContent(type="text", text=str(err))], is_error=True)
+        token = _current.set(path)
+        try:
+            return await call_next(ctx)
+        finally:
+            _current.reset(token)
+
+
+def _is_uuid(name: str) -> bool:
+    try:
+        return str(uuid.UUID(name)) == name
+    except ValueError:
+        return False
 
 
 def share_tree(path: Path) -> None:

@@ -2,7 +2,9 @@
 ``echo`` returns its input, ``sleep`` waits (reporting progress), ``fail`` always fails, and
 ``record`` appends a line to a file in the agent's memory — a visible side effect whose count
 proves whether a call ran once or twice; ``emit`` returns awkward output on request (NUL bytes,
-undecodable bytes, megabytes of text, deep nesting) to prove Reynolds stores any output safely."""
+undecodable bytes, megabytes of text, deep nesting) to prove Reynolds stores any output safely.
+``write_file`` and ``read_file`` work on the current workspace (``read_file`` is a sync tool, so it also
+proves the workspace reaches tools run in worker threads)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,13 @@ class Echo(BaseModel):
 
 class Slept(BaseModel):
     seconds: float
+    agent_id: str
+
+
+class FileText(BaseModel):
+    path: str
+    text: str
+    workspace: str = Field(description="the workspace directory the call worked in")
     agent_id: str
 
 
@@ -59,6 +68,22 @@ def register_tools(server: MCPServer, runtime: AgentRuntime) -> None:
     async def fail(message: str = "workbench failure requested") -> Echo:
         """Always fail with `message` (a tool error, not a transport error)."""
         raise ToolError(message)
+
+    @server.tool(annotations=ADD_LOCAL)
+    async def write_file(path: str, text: Annotated[str, Field(max_length=1_000_000)]) -> FileText:
+        """Write `text` to `path` (relative to the workspace), creating directories on the way."""
+        target = runtime.layers.workspace_path(path, must_exist=False)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        return FileText(path=path, text=text, workspace=str(runtime.layers.workspace), agent_id=agent_id)
+
+    @server.tool(annotations=READ)
+    def read_file(path: str) -> FileText:
+        """The text of `path` (relative to the workspace)."""
+        target = runtime.layers.workspace_path(path)
+        if not target.is_file() or target.stat().st_size > 1_000_000:
+            raise ToolError(f"{path!r} is not a file of at most 1 MB in the workspace")
+        return FileText(path=path, text=target.read_text(), workspace=str(runtime.layers.workspace), agent_id=agent_id)
 
     @server.tool(annotations=ADD_LOCAL)
     async def record(key: Annotated[str, Field(min_length=1, max_length=200)], seconds: float = 0.0) -> Recorded:

@@ -21,7 +21,7 @@ from reynolds.experiments import stats
 from reynolds.experiments.lanes import parse_strategy, plan_shape
 from reynolds.experiments.measure import measure
 from reynolds.experiments.scenario import METRICS, Scenario
-from reynolds.models import TERMINAL_TASK_STATES, Plan, TaskState
+from reynolds.models import TERMINAL_TASK_STATES, Plan, TaskState, WorkspaceSpec
 
 if TYPE_CHECKING:
     from reynolds.service import Service
@@ -49,7 +49,7 @@ def run_goal(experiment_id: str, seq: int, strategy: str) -> str:
     return f"experiment {experiment_id} run {seq} ({strategy})"
 
 
-async def create(service: Service, scenario: Scenario) -> str:
+async def create(service: Service, scenario: Scenario, submitter: str | None = None) -> str:
     """Check the workload against every strategy (tools, limits), then store the experiment and its runs."""
     plan = scenario.workload.resolve()
     for name in scenario.strategies:
@@ -58,13 +58,15 @@ async def create(service: Service, scenario: Scenario) -> str:
     experiment_id = str(uuid.uuid4())
     async with service.store.pool.acquire() as conn, conn.transaction():
         await conn.execute(
-            "INSERT INTO experiments (id, name, scenario, plan, shape, state) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO experiments (id, name, scenario, plan, shape, state, submitter)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
             experiment_id,
             scenario.name,
             scenario.model_dump(mode="json"),
             plan.model_dump(mode="json"),
             plan_shape(plan),
             ExperimentState.RUNNING.value,
+            submitter,
         )
         await conn.executemany(
             "INSERT INTO experiment_runs (experiment_id, seq, strategy, repetition) VALUES ($1, $2, $3, $4)",
@@ -163,7 +165,7 @@ class ExperimentRunner:
             if not await self._still_running(experiment_id):
                 return
             task_id = run["task_id"] or await self._adopt_or_submit(
-                experiment_id, run["seq"], run["strategy"], plan, scenario.timeout_s
+                experiment_id, run["seq"], run["strategy"], plan, scenario
             )
             if task_id is None:
                 return  # cancelled while submitting
@@ -174,12 +176,13 @@ class ExperimentRunner:
             await self._end(experiment_id, ExperimentState.SUCCEEDED, report, None)
 
     async def _adopt_or_submit(
-        self, experiment_id: str, seq: int, name: str, plan: Plan, timeout_s: float
+        self, experiment_id: str, seq: int, name: str, plan: Plan, scenario: Scenario
     ) -> str | None:
         goal = run_goal(experiment_id, seq, name)
         task_id = await self.pool.fetchval("SELECT id::text FROM tasks WHERE goal = $1", goal)
         if task_id is None:
-            task_id = await self._submit(plan, goal, name, timeout_s)
+            submitter = await self.pool.fetchval("SELECT submitter FROM experiments WHERE id = $1", experiment_id)
+            task_id = await self._submit(plan, goal, name, scenario, submitter)
         state = await self.pool.fetchval(
             "WITH r AS (UPDATE experiment_runs SET task_id = $3 WHERE experiment_id = $1 AND seq = $2)"
             " SELECT state FROM experiments WHERE id = $1",
@@ -192,15 +195,17 @@ class ExperimentRunner:
             return None
         return task_id
 
-    async def _submit(self, plan: Plan, goal: str, name: str, timeout_s: float) -> str:
+    async def _submit(self, plan: Plan, goal: str, name: str, scenario: Scenario, submitter: str | None) -> str:
         """Submit one run. Right after a restart the agents have not re-registered yet, so a missing tool is
         waited for (up to the run's timeout) before it fails the experiment."""
         strategy, lanes = parse_strategy(name)
-        deadline = anyio.current_time() + timeout_s
+        deadline = anyio.current_time() + scenario.timeout_s
+        workspace = WorkspaceSpec.model_validate(scenario.workspace) if scenario.workspace else None
         while True:
-            try:
-                # workspace: pass the scenario's `workspace` here once Engine.submit takes one (task workspaces)
-                task_id, _ = await self.service.engine.submit(plan, goal, strategy, lanes=lanes)
+            try:  # each run gets its own workspace from the scenario's source
+                task_id, _ = await self.service.engine.submit(
+                    plan, goal, strategy, submitter=submitter, lanes=lanes, workspace=workspace
+                )
                 return task_id
             except errors.UnknownTool:
                 if anyio.current_time() > deadline:

@@ -12,6 +12,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
 from reynolds import errors
+from reynolds.auth import Principal, require
 from reynolds.experiments import runner
 from reynolds.experiments import scenario as scenarios
 from reynolds.experiments.report import markdown
@@ -70,51 +71,58 @@ def register_experiment_tools(mcp: MCPServer, holder: "Holder") -> None:
         scenario as YAML/JSON text (`scenario`) or the name of a file in the experiments directory (`file`).
         With wait=true, progress is reported per finished run and the report returned; wait=false returns the
         id at once (poll get_experiment). Measures come from Reynolds' own records; statistics from scipy."""
+        principal = require(ctx, "submit")
         service = holder.get()
         if (scenario is None) == (file is None):
             raise errors.InvalidRequest("give exactly one of scenario (YAML text) or file (a name in experiments/)")
         text = scenario if file is None else scenarios.read_file(service.settings.experiments_dir, file)
-        experiment_id = await runner.create(service, scenarios.parse(text))
+        experiment_id = await runner.create(service, scenarios.parse(text), principal.name)
         if not wait:
-            return await view(service.store.pool, experiment_id)
-        return await follow(service.store.pool, experiment_id, ctx)
+            return await view(service.store.pool, experiment_id, principal)
+        return await follow(service.store.pool, experiment_id, ctx, principal)
 
     @mcp.tool()
-    async def get_experiment(experiment_id: str) -> ExperimentView:
+    async def get_experiment(ctx: Context, experiment_id: str) -> ExperimentView:
         """An experiment: state, every run (strategy, task id, measures) and, once done, the report with its
         statistics, hypothesis verdict and winner, also as Markdown."""
-        return await view(holder.get().store.pool, experiment_id)
+        return await view(holder.get().store.pool, experiment_id, require(ctx, "read"))
 
     @mcp.tool()
     async def list_experiments(
+        ctx: Context,
         state: ExperimentState | None = None,
         limit: Annotated[int, Field(ge=1, le=200)] = 20,
         offset: Annotated[int, Field(ge=0)] = 0,
     ) -> ExperimentList:
-        """Experiments, newest first, optionally only those in one state; paged with limit/offset."""
+        """Experiments, newest first, optionally only those in one state; paged with limit/offset. A token sees
+        the experiments it started (an admin token sees all)."""
+        principal = require(ctx, "read")
         rows = await holder.get().store.pool.fetch(
             "SELECT id::text AS experiment_id, name, state, created_at, finished_at FROM experiments"
-            " WHERE $1::text IS NULL OR state = $1 ORDER BY created_at DESC LIMIT $2 OFFSET $3",
+            " WHERE ($1::text IS NULL OR state = $1) AND ($4::text IS NULL OR submitter = $4)"
+            " ORDER BY created_at DESC LIMIT $2 OFFSET $3",
             state,
             limit,
             offset,
+            None if principal.allows("admin") else principal.name,
         )
         return ExperimentList(experiments=[ExperimentSummary(**dict(r)) for r in rows])
 
     @mcp.tool()
-    async def cancel_experiment(experiment_id: str) -> ExperimentView:
+    async def cancel_experiment(ctx: Context, experiment_id: str) -> ExperimentView:
         """Stop an experiment: no further runs start and the task of the run in progress is cancelled."""
+        principal = require(ctx, "submit")
         service = holder.get()
-        await view(service.store.pool, experiment_id)  # validates the id and existence first
+        await view(service.store.pool, experiment_id, principal)  # validates the id, existence and owner first
         await runner.cancel(service, experiment_id)
-        return await view(service.store.pool, experiment_id)
+        return await view(service.store.pool, experiment_id, principal)
 
 
-async def follow(pool: asyncpg.Pool, experiment_id: str, ctx: Context) -> ExperimentView:
+async def follow(pool: asyncpg.Pool, experiment_id: str, ctx: Context, principal: Principal) -> ExperimentView:
     """Report progress (runs finished / runs) until the experiment ends; then its view."""
     last = -1
     while True:
-        current = await view(pool, experiment_id)
+        current = await view(pool, experiment_id, principal)
         if current.runs_done != last:
             last = current.runs_done
             await ctx.report_progress(last, current.runs_total, f"{last}/{current.runs_total} runs finished")
@@ -123,17 +131,18 @@ async def follow(pool: asyncpg.Pool, experiment_id: str, ctx: Context) -> Experi
         await anyio.sleep(PROGRESS_POLL_S)
 
 
-async def view(pool: asyncpg.Pool, experiment_id: str) -> ExperimentView:
+async def view(pool: asyncpg.Pool, experiment_id: str, principal: Principal) -> ExperimentView:
+    """An experiment as ``principal`` may see it: another tenant's gets the same answer as a missing one."""
     try:
         uuid.UUID(experiment_id)
     except ValueError:
         raise errors.InvalidRequest(f"{experiment_id!r} is not an experiment id (a UUID)") from None
     row = await pool.fetchrow(
-        "SELECT id::text AS experiment_id, name, state, error, created_at, finished_at, report FROM experiments"
-        " WHERE id = $1::uuid",
+        "SELECT id::text AS experiment_id, name, state, error, created_at, finished_at, report, submitter"
+        " FROM experiments WHERE id = $1::uuid",
         experiment_id,
     )
-    if row is None:
+    if row is None or not (principal.allows("admin") or row["submitter"] == principal.name):
         raise errors.NotFound(f"no experiment {experiment_id}")
     runs = await pool.fetch(
         "SELECT seq, strategy, repetition, task_id::text AS task_id, measures FROM experiment_runs"

@@ -8,6 +8,7 @@ CREATE TABLE experiments (
     state       text NOT NULL CHECK (state IN ('running', 'succeeded', 'failed', 'cancelled')),
     error       text,
     report      jsonb,
+    submitter   text,                      -- the client tenant that started it; its runs' tasks are theirs too
     lease_owner text,                      -- the process driving it; another takes over once the lease lapses
     lease_until timestamptz,
     created_at  timestamptz NOT NULL DEFAULT now(),

@@ -144,6 +144,9 @@ class Cluster:
             "REYNOLDS_KEY_PREFIX": self.prefix,
             "REYNOLDS_CLIENT_TOKENS_FILE": str(self.workdir / "client_token"),
             "REYNOLDS_AGENT_KEY_FILE": str(self.workdir / "agent_key"),
+            # task workspaces: Reynolds makes them, every agent of the cluster sees them at the same path
+            "REYNOLDS_WORKSPACES_DIR": str(self.workdir / "workspaces"),
+            "WORKSPACES_DIR": str(self.workdir / "workspaces"),
             **self.settings,
             **extra,
         }

@@ -43,7 +43,7 @@ def mounts(service: dict) -> list[dict]:
         if isinstance(v, dict):
             out.append(v)
             continue
-        parts = v.split(":")
+        parts = re.split(r":(?![^{]*})", v)  # not the ":-" inside a ${VAR:-default}
         out.append({"source": parts[0], "target": parts[1], "read_only": parts[2:] == ["ro"]})
     return out
 
@@ -150,13 +150,32 @@ def test_agent_layers(compose: dict) -> None:
         assert by_target["/app/memory"]["source"] == f"{pool}-memory"
         assert f"{pool}-memory" in compose["volumes"]
         assert by_target["/app/context"] == {"source": "./context", "target": "/app/context", "read_only": True}
-        assert by_target["/app/workspace"]["type"] == "tmpfs"
+        if pool == "docker":  # reads no repository content: no task trees, no projects, next to the socket
+            assert "/app/workspaces" not in by_target and "/app/projects" not in by_target
+            assert service["environment"]["TASK_WORKSPACES"] == "false"
+        else:
+            assert "/app/workspace" not in by_target  # no per-replica tmpfs: task trees are on the shared volume
+            workspaces = {"source": "workspaces", "target": "/app/workspaces", "read_only": False}
+            assert by_target["/app/workspaces"] == workspaces
+            projects = {"source": "${REYNOLDS_PROJECTS_DIR:-./projects}", "target": "/app/projects", "read_only": True}
+            assert by_target["/app/projects"] == projects
         assert "/app/knowledge" not in by_target  # baked into the image; a volume would go stale
         dockerfile = (REPO / f"agents/{pool}/Dockerfile").read_text()
         assert f"COPY agents/{pool}/knowledge/ /app/knowledge/" in dockerfile
         assert service["environment"]["MCP_ENDPOINT"] == "http://reynolds:8080/agents/mcp"
         assert service["environment"]["AGENT_TOKEN_FILE"] == f"/run/secrets/agent_token_{pool}"  # its pool's only
         assert "AGENT_URL" not in service["environment"]  # each replica advertises its own address
+
+
+def test_reynolds_and_every_agent_share_one_workspaces_volume(compose: dict, ci: dict) -> None:
+    services = [*running(compose).items(), ("workbench-agent", ci["services"]["workbench-agent"])]
+    sharing = {name for name, s in services if "workspaces:/app/workspaces" in s.get("volumes", [])}
+    assert sharing == {"reynolds", "devops-agent", "platform-agent", "code-agent", "workbench-agent"}
+    assert "workspaces" in compose["volumes"]
+    env = compose["services"]["reynolds"]["environment"]
+    assert env["REYNOLDS_WORKSPACES_DIR"] == "/app/workspaces" and env["REYNOLDS_PROJECTS_DIR"] == "/app/projects"
+    dockerfile = (REPO / "agents/base/Dockerfile").read_text()
+    assert "/app/workspaces" in dockerfile.split("chown", 1)[1].split("\n", 1)[0]  # the volume starts owned by 10001
 
 
 def test_state_lives_in_named_volumes(compose: dict) -> None:

@@ -65,7 +65,14 @@ async def states(store: Store, task_id: str) -> dict[str, str]:
 # ---------------------------------------------------------------- migrations
 
 
-ALL_MIGRATIONS = ["001_core", "002_planning", "003_tracking", "004_hot_updates", "006_identity_tenancy"]
+ALL_MIGRATIONS = [
+    "001_core",
+    "002_planning",
+    "003_tracking",
+    "004_hot_updates",
+    "005_workspace",
+    "006_identity_tenancy",
+]
 
 
 async def test_migrate_is_idempotent_and_records_versions(raw_store: Store) -> None:
@@ -79,6 +86,7 @@ async def test_migrate_is_idempotent_and_records_versions(raw_store: Store) -> N
         (2, "planning"),
         (3, "tracking"),
         (4, "hot_updates"),
+        (5, "workspace"),
         (6, "identity_tenancy"),
     ]
     tables = await raw_store.pool.fetch(
