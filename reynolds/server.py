@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
-from reynolds import __version__, errors
+from reynolds import __version__, errors, ui
 from reynolds.auth import BearerAuth
 from reynolds.config import Settings
 from reynolds.decompose import SYSTEM_PROMPT, parse_plan, plan_from_goal, retry_messages, sampling_messages
@@ -68,6 +68,7 @@ def client_server(holder: Holder, state_key: str) -> MCPServer:
         version=__version__,
         instructions=INSTRUCTIONS,
         request_state_security=RequestStateSecurity(keys=[state_key]),
+        extensions=[ui.task_app()],
     )
 
     # Planning from a goal asks the client's LLM through MCP sampling (when the client offers it). The SDK
@@ -110,7 +111,7 @@ def client_server(holder: Holder, state_key: str) -> MCPServer:
         specs = await holder.get().registry.tool_specs()
         return plan_from_goal(goal, specs, _text(draft) if draft else None, _text(redraft) if redraft else None)
 
-    @mcp.tool()
+    @mcp.tool(meta=ui.TASK_APP_META)
     async def orchestrate(
         ctx: Context,
         draft: Annotated[CreateMessageResult | None, Resolve(first_draft)],
@@ -158,7 +159,7 @@ def client_server(holder: Holder, state_key: str) -> MCPServer:
         view.planning = planning
         return view
 
-    @mcp.tool()
+    @mcp.tool(meta=ui.TASK_APP_META)
     async def get_task(task_id: str, include_events: bool = False) -> TaskView:
         """Status of a task and each subtask: state, attempts, agent, timings, result or error. With
         include_events, also the task's event log (submission, retries with their errors, skips, refusals...)."""
@@ -371,8 +372,10 @@ def build_app(settings: Settings | None = None) -> ASGIApp:
             Route("/ready", ready),
             Route("/metrics", metrics),
             Mount("/agents", app=agent_app),
+            ui.routes(holder),
             Mount("/", app=client_app),
         ],
         lifespan=lifespan,
     )
-    return BearerAuth(app, {"/mcp": settings.client_token_list, "/agents/mcp": [settings.agent_token]})
+    protected = {"/mcp": settings.client_token_list, "/agents/mcp": [settings.agent_token]}
+    return BearerAuth(app, protected | {ui.API_PREFIX: settings.client_token_list})  # the page's JSON: client token
