@@ -36,17 +36,20 @@ PAGE_CSP = (
 )
 PAGE_HEADERS = {"Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "nosniff"}
 NO_STORE = {"Cache-Control": "no-store"}
-LINKED = '<link rel="stylesheet" href="/ui/app.css">\n<script src="/ui/app.js" defer></script>'
+LINKED_STYLE = '<link rel="stylesheet" href="/ui/app.css">'
+LINKED_SCRIPT = '<script src="/ui/app.js"></script>'
 
 
 def page(inline: bool) -> str:
     """The one HTML document: linked to ``/ui/app.{css,js}`` for the browser, or self-contained (what an
     MCP Apps host renders in its sandboxed iframe, which cannot fetch relative files)."""
+    if inline:
+        style = f"<style>\n{(STATIC / 'app.css').read_text()}</style>"
+        script = f"<script>\n{(STATIC / 'app.js').read_text()}</script>"
+    else:
+        style, script = LINKED_STYLE, LINKED_SCRIPT
     html = (STATIC / "index.html").read_text()
-    if not inline:
-        return html.replace("<!-- assets -->", LINKED)
-    css, js = (STATIC / "app.css").read_text(), (STATIC / "app.js").read_text()
-    return html.replace("<!-- assets -->", f"<style>\n{css}</style>\n<script>\n{js}</script>")
+    return html.replace("<!-- style -->", style).replace("<!-- script -->", script)
 
 
 def task_app() -> Apps:
