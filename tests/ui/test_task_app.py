@@ -85,11 +85,34 @@ async def test_task_app_renders_a_live_task_in_a_host_iframe(
         await page.screenshot(path=screenshots / "task-app.png", full_page=True)
 
         assert calls and set(calls) == {"get_task"}  # the app followed the task through the host
+        assert await app.locator("#changes").count() == 0  # no workspace in this view: no section
         assert await app.locator("main img, main script, [onerror], [onload]").count() == 0
         assert await page.frames[1].evaluate("window.__pwned") is None
         assert await page.evaluate("window.__pwned") is None
     view = await call_view(c, first.structured_content["task_id"])
     assert view["state"] == "succeeded"
+
+
+async def test_task_app_shows_the_workspace_diff_when_the_view_carries_one(
+    ui_cluster: tuple[Cluster, Proc], screenshots: Path
+) -> None:
+    """``workspace.changes`` is another helper's addition to TaskView: a finished view from the real cluster
+    is given one, with hostile text in the diff, as the host would pass it."""
+    c, _ = ui_cluster
+    plan = {"subtasks": [{"id": "edit", "tool": "echo", "arguments": {"value": "x"}}]}
+    async with c.client() as client, chromium_page() as page:
+        html = (await client.read_resource(TASK_APP_URI)).contents[0].text
+        view = await call(client, "orchestrate", {"plan": plan})
+        diff = f"--- a/app.py\n+++ b/app.py\n@@ -1 +1 @@\n-old = 1\n+new = '{HOSTILE}'\n"
+        view["workspace"] = {"changes": {"commit": "abc123", "files": ["app.py"], "diff": diff}}
+        await page.set_content(HOST)
+        await page.evaluate("([html, view]) => window.startApp(html, {structuredContent: view})", [html, view])
+        changes = page.frame_locator("#app").locator("#changes")
+        await expect(changes.locator(".diff .add")).to_have_text(["+++ b/app.py", f"+new = '{HOSTILE}'"])
+        await expect(changes.locator(".diff .del")).to_have_text(["--- a/app.py", "-old = 1"])
+        await expect(changes.locator("pre").first).to_contain_text('"commit": "abc123"')
+        await page.screenshot(path=screenshots / "task-app-diff.png", full_page=True)
+        assert await page.frame_locator("#app").locator("main img, main script, [onerror], [onload]").count() == 0
 
 
 async def call_view(c: Cluster, task_id: str) -> dict[str, Any]:

@@ -117,3 +117,8 @@ async def test_a_wrong_token_is_refused(ui_cluster: tuple[Cluster, Proc]) -> Non
         good = {"Authorization": f"Bearer {c.client_token}"}
         assert (await http.get("/ui/api/tasks", headers=good)).status_code == 200
         assert (await http.get("/ui/api/tasks/not-a-uuid", headers=good)).status_code == 400
+        assert (await http.get("/ui/api/tasks?state=bogus", headers=good)).status_code == 400
+        missing = await http.get("/ui/api/tasks/00000000-0000-0000-0000-000000000000", headers=good)
+        assert missing.status_code == 404, missing.text
+        page = await http.get("/ui/")  # the page itself carries no data: no token needed
+        assert page.status_code == 200 and "script-src 'self'" in page.headers["content-security-policy"]
