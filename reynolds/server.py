@@ -372,7 +372,7 @@ def build_app(settings: Settings | None = None) -> ASGIApp:
             Route("/ready", ready),
             Route("/metrics", metrics),
             Mount("/agents", app=agent_app),
-            ui.routes(holder),
+            ui.routes(holder, agents_view),
             Mount("/", app=client_app),
         ],
         lifespan=lifespan,

@@ -23,7 +23,9 @@ from reynolds import errors
 from reynolds.models import TaskState
 
 if TYPE_CHECKING:
+    from reynolds.models import AgentsView
     from reynolds.server import Holder
+    from reynolds.service import Service
 
 TASK_APP_URI = "ui://reynolds/task"
 TASK_APP_META: dict[str, Any] = {"ui": {"resourceUri": TASK_APP_URI}}  # stamped on orchestrate and get_task
@@ -67,9 +69,9 @@ def task_app() -> Apps:
     return apps
 
 
-def routes(holder: Holder) -> Mount:
-    """``Mount("/ui", ...)`` for ``build_app``: the page, its two static files and the JSON API."""
-    from reynolds.server import agents_view  # server imports this module; the view lives there
+def routes(holder: Holder, agents_view: Callable[[Service], Awaitable[AgentsView]]) -> Mount:
+    """``Mount("/ui", ...)`` for ``build_app``: the page, its two static files and the JSON API. ``agents_view``
+    is the function ``list_agents`` answers with (it lives in server.py, which imports this module)."""
 
     def json_of(read: Callable[[Request], Awaitable[BaseModel]]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:

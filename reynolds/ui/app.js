@@ -1,5 +1,5 @@
 // Reynolds task view. Every value shown comes from the server and is treated as untrusted text: nodes are
-// built with createElement and textContent, never innerHTML. Two data sources: the browser page fetches
+// built with createElement and textContent, never parsed as HTML. Two data sources: the browser page fetches
 // /ui/api/ with the token kept in sessionStorage; inside an MCP Apps host the page talks JSON-RPC to the
 // host over postMessage (tool result in, get_task out).
 "use strict";
