@@ -113,7 +113,7 @@ def workload(system: System) -> None:
     async def run() -> None:
         async with connect(system.url, system.token) as client:
             pools = {p["pool"] for p in (await call(client, "list_agents", {}))["pools"] if p["replicas"]}
-            scraped_agents = {s["metric"]["pool"] for s in evaluate(system, 'up{job=~".+-agent"}')}
+            scraped_agents = {s["metric"].get("pool") for s in evaluate(system, 'up{job=~".+-agent"}')} - {None}
             spread = [
                 {"id": f"recall-{pool}", "tool": "recall", "pool": pool, "arguments": {"tool": "echo"}}
                 for pool in sorted(pools)
