@@ -15,8 +15,8 @@ $(BIN)/reynolds: pyproject.toml
 $(BIN)/promtool: $(BIN)/reynolds
 	scripts/promtool.sh $(BIN)
 
-test: setup  ## unit + integration tests (Postgres and Redis on localhost)
-	$(BIN)/pytest tests/unit tests/integration
+test: setup  ## unit, integration and browser tests (Postgres and Redis on localhost, Debian's chromium)
+	$(BIN)/pytest tests/unit tests/integration tests/ui
 
 lint: setup  ## ruff lint and format check
 	$(BIN)/ruff check .

@@ -131,14 +131,23 @@ def agent_token_for(settings: Settings, pool: str) -> str:
 def principal_of(ctx: Any) -> Principal:
     """The caller of a tool, as the middleware recorded it on the HTTP request (``ctx`` is the tool's Context)."""
     request = getattr(ctx.request_context, "request", None)
-    principal = request.scope.get(PRINCIPAL_KEY) if request is not None else None
+    return caller_in(request.scope if request is not None else {})
+
+
+def caller_in(scope: Mapping[str, Any]) -> Principal:
+    """The caller the middleware recorded in an ASGI scope (a tool's request, or a plain route's)."""
+    principal = scope.get(PRINCIPAL_KEY)
     if not isinstance(principal, Principal):
         raise errors.Forbidden("this call carries no authenticated caller")
     return principal
 
 
 def require(ctx: Any, scope: str) -> Principal:
-    principal = principal_of(ctx)
+    return allowed(principal_of(ctx), scope)
+
+
+def allowed(principal: Principal, scope: str) -> Principal:
+    """``principal`` if it holds ``scope``; Forbidden naming the scope otherwise."""
     if not principal.allows(scope):
         raise errors.Forbidden(f"this token lacks the {scope!r} scope")
     return principal

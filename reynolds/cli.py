@@ -179,7 +179,8 @@ def up(port: int, agent_port: int, state_dir: Path, with_workbench: bool, projec
         procs.append(_start_prefixed(kind, [sys.executable, "-m", "reynolds", "agent"], env))
     console.print(
         f"[bold]Reynolds[/] on http://127.0.0.1:{port}/mcp with {', '.join(kinds)} agents. "
-        f"Client token: {client_token} (the CLI reads it from there). Ctrl-C stops."
+        f"Client token: {client_token} (the CLI reads it from there). "
+        f"Live task view: http://127.0.0.1:{port}/ui/ (log in with that token). Ctrl-C stops."
     )
     try:
         while all(p.poll() is None for p in procs):

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
-from reynolds import __version__, egress, errors, workspaces
+from reynolds import __version__, egress, errors, ui, workspaces
 from reynolds.auth import (
     ANY_POOL,
     BearerAuth,
@@ -98,6 +98,7 @@ def client_server(holder: Holder, state_key: str) -> MCPServer:
         version=__version__,
         instructions=INSTRUCTIONS,
         request_state_security=RequestStateSecurity(keys=[state_key]),
+        extensions=[ui.task_app()],
     )
 
     # Planning from a goal asks the client's LLM through MCP sampling (when the client offers it). The SDK
@@ -140,7 +141,7 @@ def client_server(holder: Holder, state_key: str) -> MCPServer:
         specs = await holder.get().registry.tool_specs()
         return plan_from_goal(goal, specs, _text(draft) if draft else None, _text(redraft) if redraft else None)
 
-    @mcp.tool()
+    @mcp.tool(meta=ui.TASK_APP_META)
     async def orchestrate(
         ctx: Context,
         draft: Annotated[CreateMessageResult | None, Resolve(first_draft)],
@@ -209,7 +210,7 @@ def client_server(holder: Holder, state_key: str) -> MCPServer:
         view.planning, view.workspace = planning, workspace
         return view
 
-    @mcp.tool()
+    @mcp.tool(meta=ui.TASK_APP_META)
     async def get_task(ctx: Context, task_id: str, include_events: bool = False) -> TaskView:
         """Status of a task and each subtask: state, attempts, agent, timings, result or error. With
         include_events, also the task's event log (submission, retries with their errors, skips, refusals...)."""
@@ -537,8 +538,10 @@ def build_app(settings: Settings | None = None, holder: Holder | None = None) ->
             Route("/ready", ready),
             Route("/metrics", metrics),
             Mount("/agents", app=agent_app),
+            ui.routes(holder, agents_view, own_task),
             Mount("/", app=client_app),
         ],
         lifespan=lifespan,
     )
-    return BearerAuth(app, {"/mcp": client_tokens, "/agents/mcp": agent_tokens})
+    # the live view's JSON (/ui/api) takes the same client tokens, and the same tenancy, as /mcp
+    return BearerAuth(app, {"/mcp": client_tokens, "/agents/mcp": agent_tokens, ui.API_PREFIX: client_tokens})

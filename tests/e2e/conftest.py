@@ -139,3 +139,8 @@ def explain(task: dict) -> str:
         detail = sub.get("error") or ""
         lines.append(f"  {sub['id']} [{sub['pool']}/{sub['tool']}] {sub['state']} x{sub['attempts']} {detail}".rstrip())
     return "\n".join(lines)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """test_dashboards.py reads what the other e2e tests made happen, so it runs after them (stable sort)."""
+    items.sort(key=lambda item: item.path.name == "test_dashboards.py")
