@@ -50,6 +50,7 @@ async def agent_url(tmp_path: Path) -> AsyncIterator[str]:
         workspace_dir=tmp_path / "workspace",
         knowledge_dir=tmp_path / "knowledge",
         context_dir=tmp_path / "context",
+        task_workspaces=False,  # these tasks are stored directly, with no prepared workspace
     )
     server = uvicorn.Server(uvicorn.Config(build_agent_app(settings), host="127.0.0.1", port=port, log_config=None))
     async with anyio.create_task_group() as tg:
@@ -64,7 +65,7 @@ async def agent_url(tmp_path: Path) -> AsyncIterator[str]:
 @pytest.fixture
 async def running(store: Store, redis_client: aioredis.Redis, keys: Keys, agent_url: str) -> AsyncIterator[Engine]:
     """An engine and a running dispatcher, with the agent registered in pool ``workbench``."""
-    settings = Settings(agent_token=TOKEN, visibility_timeout_s=3, personality="off")
+    settings = Settings(agent_token=TOKEN, agent_auth="shared", visibility_timeout_s=3, personality="off")
     queue = TaskQueue(redis_client, keys)
     registry = Registry(redis_client, keys, settings)
     metrics = Metrics(CollectorRegistry())

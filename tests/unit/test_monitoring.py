@@ -161,10 +161,12 @@ def test_a_process_that_does_not_lead_exports_no_fleet_gauges() -> None:
     metrics.agents.labels("code", "healthy").set(2)
     metrics.utilisation.labels("code").set(0.5)
     metrics.tasks_active.set(3)
+    metrics.oldest_running_task.set(60)
     metrics.clear_fleet()
     samples = {s.name: s.value for family in registry.collect() for s in family.samples}
-    assert [name for name in samples if name in Metrics.FLEET] == ["reynolds_tasks_active"]
-    assert samples["reynolds_tasks_active"] == 0
+    unlabelled = ["reynolds_tasks_active", "reynolds_oldest_running_task_age_seconds"]  # cannot vanish: 0
+    assert [name for name in samples if name in Metrics.FLEET] == unlabelled
+    assert [samples[name] for name in unlabelled] == [0, 0]
 
 
 def test_finished_task_counters_exist_from_the_start() -> None:

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from reynolds.models import TaskState
 from reynolds.store import Store
 from tests.unit.test_store import node, planned
 
@@ -37,7 +38,7 @@ async def test_tasks_record_their_submitter_and_list_by_it(store: Store) -> None
 async def test_purge_deletes_only_tasks_finished_before_retention(store: Store) -> None:
     old, recent, running = [await submit_as(store, "alice") for _ in range(3)]
     for task_id in (old, recent):
-        await store.cancel_task(task_id, "done with it")
+        await store.cancel_task(task_id, "done with it", TaskState.CANCELLED, lambda view: "done")
     await store.pool.execute("UPDATE tasks SET finished_at = now() - interval '31 days' WHERE id = $1", uuid.UUID(old))
     await store.pool.execute(
         "UPDATE tasks SET created_at = now() - interval '99 days' WHERE id = $1", uuid.UUID(running)
