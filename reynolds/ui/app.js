@@ -198,7 +198,7 @@
 
   function changes(view) {
     const found = view.workspace && view.workspace.changes;
-    if (!found) return null;
+    if (!found || (typeof found === "object" && !found.diff)) return null; // nothing changed: no section
     const section = el("section", { id: "changes" }, el("h2", {}, "Workspace changes"));
     if (typeof found === "string") section.append(diffBlock(found));
     else if (typeof found.diff === "string") {

@@ -312,7 +312,6 @@ async def test_a_servers_json_rpc_error_fails_its_subtask_and_spares_the_replica
 
 
 @pytest.mark.anyio
-@pytest.mark.xfail(reason="no retry of a RemoteError is the lifecycle engine's decision (seams contract 3)")
 async def test_a_servers_json_rpc_error_is_not_retried(reynolds_cluster: Cluster, tmp_path: Path, plain: Any) -> None:
     a = plain("a")
     start_with_pools(reynolds_cluster, write_pools(tmp_path / "pools.yaml", [{"name": "plain", "url": a.url}]))

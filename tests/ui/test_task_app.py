@@ -85,7 +85,7 @@ async def test_task_app_renders_a_live_task_in_a_host_iframe(
         await page.screenshot(path=screenshots / "task-app.png", full_page=True)
 
         assert calls and set(calls) == {"get_task"}  # the app followed the task through the host
-        assert await app.locator("#changes").count() == 0  # no workspace in this view: no section
+        assert await app.locator("#changes").count() == 0  # its scratch workspace changed nothing: no section
         assert await app.locator("main img, main script, [onerror], [onload]").count() == 0
         assert await page.frames[1].evaluate("window.__pwned") is None
         assert await page.evaluate("window.__pwned") is None

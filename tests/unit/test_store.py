@@ -72,6 +72,7 @@ ALL_MIGRATIONS = [
     "004_hot_updates",
     "005_workspace",
     "006_identity_tenancy",
+    "010_experiments",
 ]
 
 
@@ -81,14 +82,7 @@ async def test_migrate_is_idempotent_and_records_versions(raw_store: Store) -> N
     assert await raw_store.migrate() == []
     assert await raw_store.migrations_pending() == []
     rows = await raw_store.pool.fetch("SELECT version, name FROM schema_migrations ORDER BY version")
-    assert [(r["version"], r["name"]) for r in rows] == [
-        (1, "core"),
-        (2, "planning"),
-        (3, "tracking"),
-        (4, "hot_updates"),
-        (5, "workspace"),
-        (6, "identity_tenancy"),
-    ]
+    assert [(r["version"], r["name"]) for r in rows] == [(int(m[:3]), m[4:]) for m in ALL_MIGRATIONS]
     tables = await raw_store.pool.fetch(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = $1", raw_store.schema
     )
