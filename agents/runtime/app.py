@@ -87,6 +87,7 @@ def build_app(settings: AgentSettings | None = None) -> ASGIApp:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         nonlocal registration
         tools = [t.name for t in await server.list_tools()]
+        observer.metrics.prime(tools)
         async with server.session_manager.run(), anyio.create_task_group() as tg:
             if settings.mcp_endpoint:
                 registration = Registration(settings, tools, lambda: observer.inflight)

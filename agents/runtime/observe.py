@@ -30,6 +30,14 @@ class AgentMetrics:
         )
         self.inflight = Gauge("reynolds_agent_inflight_calls", "Tool calls running now", registry=registry)
 
+    def prime(self, tools: list[str]) -> None:
+        """Export every tool's series at zero from the start, so a replica's first call is an increase that
+        ``rate()`` sees (a series that appears with its first observation shows no rate until a second)."""
+        for tool in tools:
+            self.duration.labels(tool)
+            for outcome in ("ok", "error"):
+                self.calls.labels(tool, outcome)
+
 
 class CallObserver:
     def __init__(self, metrics: AgentMetrics, memory: Memory) -> None:
