@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
-from agents.runtime.errors import NotConfigured
-from agents.runtime.sandbox import Sandbox
+from agents.runtime.sandbox import Sandbox, installed
 
 OFF = (
     "AWSKeyDetector",
@@ -60,10 +56,7 @@ class Result:
 
 
 def find_binary() -> str:
-    found = shutil.which("detect-secrets") or shutil.which("detect-secrets", path=str(Path(sys.executable).parent))
-    if not found:
-        raise NotConfigured("detect-secrets is not installed: pip install detect-secrets (in the devops image)")
-    return found
+    return installed("detect-secrets", "pip install detect-secrets (in the devops image)")
 
 
 def command(binary: str, target: str, skip_dirs: set[str]) -> list[str]:

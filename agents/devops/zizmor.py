@@ -11,14 +11,11 @@ alone, and the report says so."""
 from __future__ import annotations
 
 import json
-import shutil
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 from agents.devops.workflow import WorkflowFinding
-from agents.runtime.errors import NotConfigured, ToolError
-from agents.runtime.sandbox import Sandbox
+from agents.runtime.errors import ToolError
+from agents.runtime.sandbox import Sandbox, installed
 
 TIMEOUT_S = 60.0
 SEVERITY = {"high": "error", "medium": "warning", "low": "info", "informational": "info"}
@@ -34,10 +31,7 @@ class Result:
 
 
 def find_binary() -> str:
-    found = shutil.which("zizmor") or shutil.which("zizmor", path=str(Path(sys.executable).parent))
-    if not found:
-        raise NotConfigured("zizmor is not installed: pip install zizmor (the devops image installs it)")
-    return found
+    return installed("zizmor", "pip install zizmor (the devops image installs it)")
 
 
 def command(binary: str, name: str) -> list[str]:

@@ -25,6 +25,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -35,7 +36,7 @@ import anyio
 import structlog
 from pydantic import BaseModel
 
-from agents.runtime.errors import CommandFailed
+from agents.runtime.errors import CommandFailed, NotConfigured
 from agents.runtime.layers import resolve_inside
 from agents.runtime.settings import SandboxSettings
 from agents.runtime.workspace import current_root, share_tree
@@ -394,3 +395,12 @@ def lock_dir() -> Path:
     if path.is_symlink() or st.st_uid != os.geteuid() or st.st_mode & 0o077:
         raise CommandFailed(f"sandbox lock directory {path} must be a directory only this user can use")
     return path
+
+
+def installed(name: str, hint: str) -> str:
+    """The path of an engine's executable, on PATH or next to this Python (a virtualenv's bin/, where pip puts
+    the binaries a wheel ships); NotConfigured with ``hint`` (how to install it) when it is missing."""
+    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    if not found:
+        raise NotConfigured(f"{name} is not installed: {hint}")
+    return found
