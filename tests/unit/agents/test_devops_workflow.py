@@ -162,7 +162,7 @@ async def test_without_zizmor_reading_the_file_reynolds_finds_injection_in_githu
 
 @pytest.mark.anyio
 async def test_without_zizmor_installed_the_tool_says_what_to_install(agent_client, monkeypatch) -> None:
-    monkeypatch.setattr("agents.devops.zizmor.shutil.which", lambda *a, **k: None)
+    monkeypatch.setattr("agents.runtime.sandbox.shutil.which", lambda *a, **k: None)
     client, runtime = await agent_client("devops")
     (runtime.layers.workspace / "ci.yml").write_text("on: push\njobs: {}\n")
     result = await client.call_tool("lint_workflow", {"path": "ci.yml"})
