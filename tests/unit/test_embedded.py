@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import asyncpg
+import pytest
 import redis
 
 from reynolds import embedded
@@ -65,3 +66,14 @@ def test_embedded_redis_starts_on_loopback_and_stops(tmp_path: Path) -> None:
         client.close()
         owner.stop()
     assert not embedded.redis_answers(f"redis://127.0.0.1:{port}/0")
+
+
+def test_a_relative_state_directory_works(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # `reynolds up` passes .reynolds, relative to where it runs
+    owner = embedded.Embedded()
+    port = embedded.start_redis(Path(".reynolds") / "redis", owner)
+    try:
+        assert embedded.redis_answers(f"redis://127.0.0.1:{port}/0")
+        assert (tmp_path / ".reynolds" / "redis" / "server.log").exists()
+    finally:
+        owner.stop()
