@@ -97,6 +97,17 @@ def migrate() -> None:
     click.echo("applied: " + ", ".join(applied) if applied else "database is up to date")
 
 
+def _sandbox_home() -> Path | None:
+    """As root the agents run repository commands as sandbox uids, which must be able to walk down to the
+    workspaces: a home directory (often 0700) cannot hold them, so they go under /var/lib/reynolds."""
+    if os.geteuid() != 0:
+        return None
+    root = Path("/var/lib/reynolds")
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o755)
+    return root
+
+
 @main.command()
 @click.option("--port", type=int, default=8080, show_default=True, help="Reynolds' port")
 @click.option("--agent-port", type=int, default=8101, show_default=True, help="first agent port")
@@ -113,11 +124,12 @@ def migrate() -> None:
     "--workspaces",
     "workspaces_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path.home() / ".local" / "state" / "reynolds" / "workspaces",
-    show_default=True,
-    help="where task workspaces are made: outside any git repository, so git in one never finds another",
+    help="where task workspaces are made, outside any git repository so git in one never finds another "
+    "[default: ~/.local/state/reynolds/workspaces; as root /var/lib/reynolds/workspaces]",
 )
-def up(port: int, agent_port: int, state_dir: Path, with_workbench: bool, projects: Path, workspaces_dir: Path) -> None:
+def up(
+    port: int, agent_port: int, state_dir: Path, with_workbench: bool, projects: Path, workspaces_dir: Path | None
+) -> None:
     """Run the whole system as local processes: Reynolds plus one replica of each agent type, against the
     configured Postgres and Redis (REYNOLDS_DATABASE_URL, REYNOLDS_REDIS_URL) — or, when none is configured
     and none answers on localhost, embedded ones with their data in the state directory. Each process's
@@ -125,7 +137,10 @@ def up(port: int, agent_port: int, state_dir: Path, with_workbench: bool, projec
     from reynolds import embedded
 
     state_dir.mkdir(parents=True, exist_ok=True)
-    workspaces_dir = workspaces_dir.resolve()
+    sandboxed = _sandbox_home()
+    workspaces_dir = (
+        workspaces_dir or (sandboxed or Path.home() / ".local" / "state" / "reynolds") / "workspaces"
+    ).resolve()
     client_token = _token_file(state_dir / "client_token")
     agent_token = _token_file(state_dir / "agent_token")
     services = _or_exit(
@@ -174,7 +189,7 @@ def up(port: int, agent_port: int, state_dir: Path, with_workbench: bool, projec
             "KNOWLEDGE_DIR": str(package_root / kind / "knowledge"),
             "CONTEXT_DIR": str(repo_context),
             "MEMORY_DIR": str(home / "memory"),
-            "WORKSPACE_DIR": str(home / "workspace"),
+            "WORKSPACE_DIR": str(sandboxed / f"{kind}-scratch" if sandboxed else home / "workspace"),
         }
         procs.append(_start_prefixed(kind, [sys.executable, "-m", "reynolds", "agent"], env))
     console.print(

@@ -24,6 +24,7 @@ import random
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -125,6 +126,17 @@ def can_unshare_net() -> bool:
     return able
 
 
+def unsearchable_parent(path: Path, gid: int) -> Path | None:
+    """The first directory above ``path`` that a sandbox uid (in group ``gid``, owner of none of them)
+    cannot pass through; None when every one can be searched by others or by that group."""
+    for parent in reversed(path.parents):
+        st = parent.stat()
+        if st.st_mode & stat.S_IXOTH or (st.st_gid == gid and st.st_mode & stat.S_IXGRP):
+            continue
+        return parent
+    return None
+
+
 def live_pids(uid: int) -> list[int]:
     """Processes of ``uid`` that still run (zombies wait only for their reaper). /proc/<pid> belongs to
     the process's uid; one that made itself non-dumpable shows as root, but kill(-1) reached it already."""
@@ -159,6 +171,7 @@ class Sandbox:
     output_limit: int = 1_000_000
     settings: SandboxSettings = field(default_factory=SandboxSettings)
     _scratch_shared: bool = field(default=False, init=False, repr=False)
+    _reachable: set[Path] = field(default_factory=set, init=False, repr=False)
 
     def root_for_call(self) -> Path:
         """The workspace the current call works in; commands' ``cwd`` is resolved against it."""
@@ -192,6 +205,7 @@ class Sandbox:
         try:
             if lease.home:
                 await self._share_scratch(lease.uid)
+                self._check_reachable(self.root_for_call())
                 command_env |= {"HOME": str(lease.home), "TMPDIR": str(lease.home)}
             else:
                 command_env |= {k: os.environ[k] for k in ("HOME", "TMPDIR") if k in os.environ}
@@ -327,6 +341,21 @@ class Sandbox:
             if time.monotonic() > deadline:
                 raise CommandFailed(f"all {s.uids} sandbox uids stayed busy for {limit:g} s (SANDBOX_UIDS)")
             await anyio.sleep(0.05)
+
+    def _check_reachable(self, root: Path) -> None:
+        """A sandbox uid must be able to walk down to the call's workspace; say which parent stops it (a home
+        directory of mode 0700, say) instead of letting git or pytest fail with a bare 'permission denied'."""
+        root = root.resolve()
+        if root in self._reachable:
+            return
+        blocked = unsearchable_parent(root, self.settings.gid)
+        if blocked is not None:
+            raise CommandFailed(
+                f"sandbox uids cannot reach the workspace {root}: {blocked} is not searchable by other users "
+                "(chmod o+x it, or put WORKSPACES_DIR and REYNOLDS_WORKSPACES_DIR under a directory such as "
+                "/var/lib/reynolds)"
+            )
+        self._reachable.add(root)
 
     async def _share_scratch(self, uid: int | None) -> None:
         """Share the agent's own scratch workspace with the sandbox group, once (task workspaces are shared

@@ -13,8 +13,9 @@ from pathlib import Path
 import anyio
 import pytest
 
+from agents.runtime import workspace as workspace_module
 from agents.runtime.errors import CommandFailed, PathOutsideWorkspace
-from agents.runtime.sandbox import Sandbox, can_unshare_net, scrubbed_env
+from agents.runtime.sandbox import Sandbox, can_unshare_net, scrubbed_env, unsearchable_parent
 from agents.runtime.settings import SandboxSettings
 from agents.runtime.workspace import share_tree
 
@@ -157,6 +158,33 @@ async def test_without_uid_separation_it_refuses_and_names_the_setting(workspace
         await cannot.run(["true"])
     allowed = Sandbox(workspace, settings=SandboxSettings(setpriv="false", allow_unsandboxed=True))
     assert (await allowed.run(["id", "-u"])).stdout.strip() == str(os.geteuid())
+
+
+def test_the_first_parent_others_cannot_search_is_named(tmp_path: Path) -> None:
+    deep = tmp_path / "home" / "user" / "ws" / "task"
+    deep.mkdir(parents=True)
+    assert unsearchable_parent(deep, gid=20000) is None
+    (tmp_path / "home" / "user").chmod(0o700)
+    assert unsearchable_parent(deep, gid=20000) == tmp_path / "home" / "user"
+    (tmp_path / "home" / "user").chmod(0o710)  # searchable by the group only: the sandbox group will do
+    os.chown(tmp_path / "home" / "user", -1, 20000)
+    assert unsearchable_parent(deep, gid=20000) is None
+    assert unsearchable_parent(deep, gid=20001) == tmp_path / "home" / "user"
+
+
+async def test_a_task_workspace_behind_a_private_directory_is_a_clear_error(sandbox: Sandbox, tmp_path: Path) -> None:
+    task = tmp_path / "root-home" / "workspaces" / "task"
+    task.mkdir(parents=True)
+    share_tree(task)
+    (tmp_path / "root-home").chmod(0o700)  # what /root is on Debian: git would only say "failed to stat"
+    token = workspace_module._current.set(task)
+    try:
+        with pytest.raises(CommandFailed, match=r"cannot reach the workspace .*root-home is not searchable"):
+            await sandbox.run(["true"])
+        (tmp_path / "root-home").chmod(0o711)
+        assert (await sandbox.run(["true"])).exit_code == 0
+    finally:
+        workspace_module._current.reset(token)
 
 
 async def test_a_secret_file_others_can_read_stops_every_command(
