@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -54,7 +55,8 @@ def serve(host: str | None, port: int | None) -> None:
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=30)
     server = uvicorn.Server(config)
     holder.stop = lambda: setattr(server, "should_exit", True)
-    server.run()
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the SIGINT it shut down on
+        server.run()
     sys.exit(1 if holder.fatal or not server.started else 0)  # it gave up or never started (see Service.fail)
 
 
@@ -76,7 +78,8 @@ def agent(agent_type: str | None, port: int | None) -> None:
     if log_format not in ("auto", "json", "console"):
         raise click.ClickException(f"AGENT_LOG_FORMAT must be auto, json or console, not {log_format!r}")
     configure_logging(os.environ.get("AGENT_LOG_LEVEL", "INFO"), [settings.agent_token], log_format)  # type: ignore[arg-type]
-    uvicorn.run(build_app(settings), host=settings.agent_host, port=settings.agent_port, log_config=None)
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the SIGINT it shut down on
+        uvicorn.run(build_app(settings), host=settings.agent_host, port=settings.agent_port, log_config=None)
 
 
 @main.command()
@@ -97,15 +100,15 @@ def migrate() -> None:
     click.echo("applied: " + ", ".join(applied) if applied else "database is up to date")
 
 
-def _sandbox_home() -> Path | None:
+def _default_workspaces() -> Path:
     """As root the agents run repository commands as sandbox uids, which must be able to walk down to the
     workspaces: a home directory (often 0700) cannot hold them, so they go under /var/lib/reynolds."""
     if os.geteuid() != 0:
-        return None
+        return Path.home() / ".local" / "state" / "reynolds" / "workspaces"
     root = Path("/var/lib/reynolds")
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o755)
-    return root
+    return root / "workspaces"
 
 
 @main.command()
@@ -136,11 +139,10 @@ def up(
     log lines are prefixed with its name. Ctrl-C stops everything."""
     from reynolds import embedded
 
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # a kill or a closed terminal stops everything, like Ctrl-C
+        signal.signal(sig, _interrupt)
     state_dir.mkdir(parents=True, exist_ok=True)
-    sandboxed = _sandbox_home()
-    workspaces_dir = (
-        workspaces_dir or (sandboxed or Path.home() / ".local" / "state" / "reynolds") / "workspaces"
-    ).resolve()
+    workspaces_dir = (workspaces_dir or _default_workspaces()).resolve()
     client_token = _token_file(state_dir / "client_token")
     agent_token = _token_file(state_dir / "agent_token")
     services = _or_exit(
@@ -150,70 +152,91 @@ def up(
     )
     for note in services.notes:
         console.print(note)
-    sandbox_env = {}
-    if os.geteuid() != 0 and "SANDBOX_ALLOW_UNSANDBOXED" not in os.environ:
-        # the agents cannot switch to a sandbox uid without root: run repository content as you, and say so
-        sandbox_env["SANDBOX_ALLOW_UNSANDBOXED"] = "true"
-        console.print("Sandbox: not root, so commands from repositories run as you (README, Security)")
-    repo_context = Path("context").resolve()
-    log_format = "console" if sys.stderr.isatty() else "json"
-    base_env = {
-        **os.environ,
-        **services.env,
-        "REYNOLDS_PORT": str(port),
-        "REYNOLDS_HOST": "127.0.0.1",
-        "REYNOLDS_CLIENT_TOKENS_FILE": str(client_token),
-        "REYNOLDS_AGENT_TOKEN_FILE": str(agent_token),
-        "REYNOLDS_PROJECTS_DIR": str(projects.resolve()),
-        "REYNOLDS_WORKSPACES_DIR": str(workspaces_dir),
-        "WORKSPACES_DIR": str(workspaces_dir),  # the agents see task workspaces where Reynolds makes them
-        "REYNOLDS_LOG_FORMAT": os.environ.get("REYNOLDS_LOG_FORMAT", log_format),
-        "AGENT_LOG_FORMAT": os.environ.get("AGENT_LOG_FORMAT", log_format),
-        "REYNOLDS_AGENT_AUTH": "shared",  # local development: one token for every agent (README, Security)
-        **sandbox_env,
-    }
-    procs = [_start_prefixed("reynolds", [sys.executable, "-m", "reynolds", "serve"], base_env)]
-    kinds = ["devops", "platform", "code", *(["workbench"] if with_workbench else [])]
-    package_root = Path(__file__).resolve().parents[1] / "agents"
-    for i, kind in enumerate(kinds):
-        home = state_dir / kind
-        env = {
-            **base_env,
-            "AGENT_TYPE": kind,
-            "AGENT_ID": f"{kind}-local",
-            "AGENT_PORT": str(agent_port + i),
-            "AGENT_HOST": "127.0.0.1",
-            "AGENT_URL": f"http://127.0.0.1:{agent_port + i}/mcp",
-            "MCP_ENDPOINT": f"http://127.0.0.1:{port}/agents/mcp",
-            "AGENT_TOKEN_FILE": str(agent_token),
-            "KNOWLEDGE_DIR": str(package_root / kind / "knowledge"),
-            "CONTEXT_DIR": str(repo_context),
-            "MEMORY_DIR": str(home / "memory"),
-            "WORKSPACE_DIR": str(sandboxed / f"{kind}-scratch" if sandboxed else home / "workspace"),
-        }
-        procs.append(_start_prefixed(kind, [sys.executable, "-m", "reynolds", "agent"], env))
-    console.print(
-        f"[bold]Reynolds[/] on http://127.0.0.1:{port}/mcp with {', '.join(kinds)} agents. "
-        f"Client token: {client_token} (the CLI reads it from there). "
-        f"Live task view: http://127.0.0.1:{port}/ui/ (log in with that token). Ctrl-C stops."
-    )
+    procs: list[subprocess.Popen[bytes]] = []
     try:
+        base_env = {
+            **os.environ,
+            **services.env,
+            "REYNOLDS_PORT": str(port),
+            "REYNOLDS_HOST": "127.0.0.1",
+            "REYNOLDS_CLIENT_TOKENS_FILE": str(client_token),
+            "REYNOLDS_AGENT_TOKEN_FILE": str(agent_token),
+            "REYNOLDS_PROJECTS_DIR": str(projects.resolve()),
+            "REYNOLDS_WORKSPACES_DIR": str(workspaces_dir),
+            "WORKSPACES_DIR": str(workspaces_dir),  # the agents see task workspaces where Reynolds makes them
+            "REYNOLDS_AGENT_AUTH": "shared",  # local development: one token for every agent (README, Security)
+            **_local_env(),
+        }
+        procs.append(_start_prefixed("reynolds", [sys.executable, "-m", "reynolds", "serve"], base_env))
+        kinds = ["devops", "platform", "code", *(["workbench"] if with_workbench else [])]
+        for i, kind in enumerate(kinds):
+            env = {**base_env, **_agent_env(kind, port, agent_port + i, agent_token, state_dir, workspaces_dir)}
+            procs.append(_start_prefixed(kind, [sys.executable, "-m", "reynolds", "agent"], env))
+        console.print(
+            f"[bold]Reynolds[/] on http://127.0.0.1:{port}/mcp with {', '.join(kinds)} agents. "
+            f"Client token: {client_token} (the CLI reads it from there). "
+            f"Live task view: http://127.0.0.1:{port}/ui/ (log in with that token). Ctrl-C stops."
+        )
         while all(p.poll() is None for p in procs):
             time.sleep(0.5)
         console.print("[red]a process exited; stopping the rest[/]")
     except KeyboardInterrupt:
         pass
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second signal must not cut this short
+            signal.signal(sig, signal.SIG_IGN)
+        _stop_all(procs)
         services.stop()
     sys.exit(0 if all(p.returncode in (0, -signal.SIGINT) for p in procs) else 1)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _local_env() -> dict[str, str]:
+    """Log format and sandbox mode for processes started by ``reynolds up``."""
+    log_format = "console" if sys.stderr.isatty() else "json"
+    env = {
+        "REYNOLDS_LOG_FORMAT": os.environ.get("REYNOLDS_LOG_FORMAT", log_format),
+        "AGENT_LOG_FORMAT": os.environ.get("AGENT_LOG_FORMAT", log_format),
+    }
+    if os.geteuid() != 0 and "SANDBOX_ALLOW_UNSANDBOXED" not in os.environ:
+        # the agents cannot switch to a sandbox uid without root: run repository content as you, and say so
+        env["SANDBOX_ALLOW_UNSANDBOXED"] = "true"
+        console.print("Sandbox: not root, so commands from repositories run as you (README, Security)")
+    return env
+
+
+def _agent_env(kind: str, port: int, agent_port: int, token: Path, state_dir: Path, workspaces: Path) -> dict[str, str]:
+    home = state_dir / kind
+    # an agent's own scratch tree is entered by sandbox uids too: as root it sits beside the workspaces
+    scratch = workspaces.parent / "scratch" / kind if os.geteuid() == 0 else home / "workspace"
+    return {
+        "AGENT_TYPE": kind,
+        "AGENT_ID": f"{kind}-local",
+        "AGENT_PORT": str(agent_port),
+        "AGENT_HOST": "127.0.0.1",
+        "AGENT_URL": f"http://127.0.0.1:{agent_port}/mcp",
+        "MCP_ENDPOINT": f"http://127.0.0.1:{port}/agents/mcp",
+        "AGENT_TOKEN_FILE": str(token),
+        "KNOWLEDGE_DIR": str(Path(__file__).resolve().parents[1] / "agents" / kind / "knowledge"),
+        "CONTEXT_DIR": str(Path("context").resolve()),
+        "MEMORY_DIR": str(home / "memory"),
+        "WORKSPACE_DIR": str(scratch),
+    }
+
+
+def _stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+    for p in procs:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 PREFIX_WIDTH = 9  # the longest process name (reynolds, workbench) lines up
