@@ -21,7 +21,6 @@ import asyncpg
 import mcp_types as types
 import redis.asyncio as aioredis
 import structlog
-from redis.asyncio.client import PubSub
 
 from reynolds import errors, payload, retry, workspaces
 from reynolds.batching import Batcher
@@ -53,6 +52,7 @@ from reynolds.queue import TaskQueue
 from reynolds.registry import Registry
 from reynolds.retry import Verdict
 from reynolds.store import Store
+from reynolds.waiters import Waiters
 
 log = structlog.get_logger("reynolds.engine")
 
@@ -85,6 +85,7 @@ class Engine:
         self._estimates: tuple[float, dict[tuple[str, str], float]] = (0.0, {})
         self._events: dict[str, dict[str, Any]] = {}  # latest unsent progress event per task
         self.owner = owner
+        self.waiters = Waiters(redis, keys)
         self._stats: list[tuple[str, str, bool, float, str | None]] = []  # outcomes not yet in tool_stats
         # concurrent calls share Postgres round trips for their outcomes (group commit)
         self._outcomes: Batcher[Outcome, Transition | None] = Batcher(
@@ -329,6 +330,7 @@ class Engine:
         if view.duration_s and busy:
             self.metrics.parallelism.observe(busy / view.duration_s)
         log.info("task finished", task_id=task_id, state=view.state, duration_s=view.duration_s)
+        self.waiters.wake(task_id, final=True, view=view)
         await self.publish(task_id, {"task": view.state})
         return view
 
@@ -344,7 +346,9 @@ class Engine:
 
     async def publish(self, task_id: str, event: dict[str, Any]) -> None:
         """Tell a task's waiters something changed. Events are coalesced per task and sent by ``flush_events``
-        (they only wake waiters, which read the state from Postgres); the end of a task goes out at once."""
+        (they only wake waiters, which read the state from Postgres); the end of a task goes out at once. This
+        process' own waiters are woken here and now."""
+        self.waiters.wake(task_id, final="task" in event)
         if "task" in event:
             self._events.pop(task_id, None)
             await self.redis.publish(self.keys.progress(task_id), json.dumps(event))
@@ -374,13 +378,12 @@ class Engine:
     async def wait(self, task_id: str, progress: ProgressFn | None = None, timeout_s: float | None = None) -> TaskView:
         """Block until the task ends, reporting (done, total, message) progress along the way."""
         _check_id(task_id)
-        async with self.redis.pubsub() as pubsub:
-            await pubsub.subscribe(self.keys.progress(task_id))
+        with self.waiters.watch(task_id) as watch:
             last_report = last_check = 0.0
             last_done = -1
             check = True
             with anyio.move_on_after(timeout_s):
-                while True:
+                while watch.view is None:
                     if check:
                         state = await self.store.task_state(task_id)
                         if state is None:
@@ -389,23 +392,26 @@ class Engine:
                             break
                         last_check = time.monotonic()
                     if progress and time.monotonic() - last_report >= PROGRESS_MIN_INTERVAL_S:
-                        counts = await self.store.progress(task_id)
-                        total = sum(counts.values())
-                        done = sum(counts.get(s, 0) for s in TERMINAL_SUBTASK_STATES)
-                        if done != last_done:
-                            running = counts.get(SubtaskState.RUNNING, 0)
-                            await progress(done, total, f"{done}/{total} subtasks finished, {running} running")
-                            last_done = done
+                        last_done = await self._report(task_id, progress, last_done)
                         last_report = time.monotonic()
-                    event = await _next_event(pubsub)
-                    # the end of a task is announced on its channel; otherwise look again once a second
-                    check = event is None or '"task"' in str(event.get("data")) or time.monotonic() - last_check >= 1
-        view = await self.store.task_view(task_id)
+                    ended = await watch.next(1.0)
+                    # the end of a task wakes its waiters; otherwise look again once a second
+                    check = ended is not False or time.monotonic() - last_check >= 1
+        view = watch.view or await self.store.task_view(task_id)  # this process finished it: no second read
         await workspaces.settle(self.settings, self.store, view)  # the finisher may not have stored it yet
         if progress and view.state in TERMINAL_TASK_STATES:
             total = sum(view.counts.values())
             await progress(total, total, f"task {view.state}")
         return view
+
+    async def _report(self, task_id: str, progress: ProgressFn, last_done: int) -> int:
+        counts = await self.store.progress(task_id)
+        total = sum(counts.values())
+        done = sum(counts.get(s, 0) for s in TERMINAL_SUBTASK_STATES)
+        if done != last_done:
+            running = counts.get(SubtaskState.RUNNING, 0)
+            await progress(done, total, f"{done}/{total} subtasks finished, {running} running")
+        return done
 
     # ------------------------------------------------------------------ upkeep
     async def sweep(self) -> None:
@@ -431,17 +437,6 @@ class Engine:
         for r, delay in orphans:
             if delay > 0:
                 await self.queue.push_later(r, delay)
-
-
-async def _next_event(pubsub: PubSub) -> dict[str, Any] | None:
-    """The next progress event, or None after a second without one. While Redis is away the waiter only
-    reads Postgres, once a second (the pub/sub connection reconnects and subscribes again on its own)."""
-    try:
-        return await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-    except (OSError, aioredis.RedisError) as err:
-        log.warning("progress channel lost; polling", error=str(err))
-        await anyio.sleep(1.0)
-        return None
 
 
 def _output(result: types.CallToolResult) -> Any:

@@ -130,6 +130,7 @@ async def running(
                 "pools reload",
                 lambda: reload_on_sighup(settings.pools_file, registry, sessions, queue.ensure_group),
             )
+            tg.start_soon(_guarded, service, "waiters", engine.waiters.run)
             tg.start_soon(_guarded, service, "dispatcher", dispatcher.run)
             tg.start_soon(_guarded, service, "slots", lambda: registry.slots.run(registry.replicas))
             tg.start_soon(_guarded, service, "leader", leader.run)

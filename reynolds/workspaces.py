@@ -4,14 +4,16 @@ against where it started, reading files from it, enforcing its size cap, and rem
 A task's tree is ``<REYNOLDS_WORKSPACES_DIR>/<task id>``: a clone of a git repository pinned to the commit
 its ref resolved to, a copy of a project directory (the source is never modified), or an empty scratch
 directory. Every agent replica mounts the same storage at the same path (agents/runtime/workspace.py).
-Right after it is made, the tree is committed into a baseline repository kept *outside* it
-(``<root>/.baselines/<task id>.git``), so a diff covers every source and never touches a repository's
+Right after it is made, a clone or copy is committed into a baseline repository kept *outside* it
+(``<root>/.baselines/<task id>.git``; a scratch tree gets an empty one only if it has files at the end), so
+a diff covers every source and never touches a repository's
 own index. The functions here are synchronous (files and git); the async wrappers run them in a thread.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import re
 import shutil
@@ -192,7 +194,7 @@ def prepare_sync(settings: Settings, task_id: str, spec: WorkspaceSpec) -> Works
         (settings.workspaces_dir / BASELINES).mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise errors.WorkspaceError(f"cannot create workspaces under {settings.workspaces_dir}: {err}") from err
-    _outside_any_repository(settings.workspaces_dir)
+    _outside_any_repository(settings.workspaces_dir.resolve())
     view = WorkspaceView(source="scratch", path=str(tree))
     try:
         if spec.git:
@@ -200,9 +202,10 @@ def prepare_sync(settings: Settings, task_id: str, spec: WorkspaceSpec) -> Works
         elif spec.project is not None:
             view = _copy_project(settings, spec.project, tree)
         else:
-            tree.mkdir()
-        view.size_bytes = _enforce_cap(settings, tree)
-        _snapshot(tree, baseline_of(settings, task_id))
+            tree.mkdir()  # its baseline is the empty tree: made only if the task leaves files (changes_sync)
+        if view.source != "scratch":
+            view.size_bytes = _enforce_cap(settings, tree)
+            _snapshot(tree, baseline_of(settings, task_id))
         share_tree(tree)
     except BaseException:
         remove(settings, task_id)
@@ -211,6 +214,7 @@ def prepare_sync(settings: Settings, task_id: str, spec: WorkspaceSpec) -> Works
     return view
 
 
+@functools.lru_cache(maxsize=8)  # asked once per root and process: every task's preparation would pay a git run
 def _outside_any_repository(root: Path) -> None:
     """git finds a repository by walking up from where it runs: in a tree without one of its own (scratch, a
     copied worktree) it would work on whatever repository holds the workspaces root. Refuse such a root."""
@@ -303,10 +307,14 @@ def _snapshot(tree: Path, baseline: Path) -> None:
     """Commit the tree into a baseline repository of its own. Like any git add it leaves out ``.git`` and
     what the tree's ``.gitignore`` files ignore, so the diff shows what a reviewer would want to see."""
     where = ("--git-dir", str(baseline), "--work-tree", str(tree))
-    run_git("init", "--quiet", "--bare", str(baseline))
-    (baseline / "info" / "exclude").write_text("\n".join(BASELINE_EXCLUDE) + "\n")
+    _init_baseline(baseline)
     run_git(*where, "add", "--all", ".")
     run_git(*where, "commit", "--quiet", "--allow-empty", "--no-verify", "-m", "workspace baseline")
+
+
+def _init_baseline(baseline: Path) -> None:
+    run_git("init", "--quiet", "--bare", str(baseline))
+    (baseline / "info" / "exclude").write_text("\n".join(BASELINE_EXCLUDE) + "\n")
 
 
 # ---------------------------------------------------------------------- size
@@ -343,9 +351,18 @@ async def over_cap(settings: Settings, task_id: str) -> str | None:
 
 
 # ---------------------------------------------------------------------- diff
-def changes_sync(settings: Settings, task_id: str) -> WorkspaceChanges:
-    """The tree against its baseline as a unified diff (cut at the setting, full size counted)."""
+def changes_sync(settings: Settings, task_id: str, scratch: bool = False) -> WorkspaceChanges:
+    """The tree against its baseline as a unified diff (cut at the setting, full size counted). A scratch
+    tree's baseline is the empty tree: nothing to run for one left empty, an empty commit for one that is not."""
     tree, baseline = tree_of(settings, task_id), baseline_of(settings, task_id)
+    if scratch and tree.is_dir() and not baseline.is_dir():
+        if next(tree.iterdir(), None) is None:
+            return WorkspaceChanges(diff="", diff_bytes=0, truncated=False, files=[])
+        _init_baseline(baseline)
+        with tempfile.TemporaryDirectory() as empty:  # a commit of an index that does not exist: the empty tree
+            where = ("--git-dir", str(baseline), "--work-tree", str(tree))
+            env = {"GIT_INDEX_FILE": str(Path(empty) / "index")}
+            run_git(*where, "commit", "--quiet", "--allow-empty", "--no-verify", "-m", "empty", env=env)
     if not tree.is_dir() or not baseline.is_dir():
         raise errors.NotFound(f"task {task_id} has no workspace here (removed after REYNOLDS_WORKSPACE_TTL_S?)")
     with tempfile.TemporaryDirectory() as scratch:
@@ -380,7 +397,8 @@ async def settle(settings: Settings, store: Any, view: TaskView) -> None:
     if view.state not in TERMINAL_TASK_STATES or view.workspace is None or view.workspace.changes is not None:
         return
     try:
-        changes = await anyio.to_thread.run_sync(changes_sync, settings, view.task_id)
+        scratch = view.workspace.source == "scratch"
+        changes = await anyio.to_thread.run_sync(changes_sync, settings, view.task_id, scratch)
         size = await anyio.to_thread.run_sync(size_of, tree_of(settings, view.task_id))
     except (errors.ReynoldsError, OSError) as err:
         view.workspace.notes.append(f"changes unavailable: {err}")

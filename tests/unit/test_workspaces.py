@@ -78,8 +78,17 @@ def test_scratch_workspace_is_empty_and_its_new_files_are_the_changes(settings: 
     (tree / "notes.txt").write_text("hello\n")
     (tree / "__pycache__").mkdir()
     (tree / "__pycache__" / "m.cpython-311.pyc").write_bytes(b"\0")  # what running code leaves is not a change
-    changes = ws.changes_sync(settings, task_id)
+    changes = ws.changes_sync(settings, task_id, scratch=True)
     assert changes.files == ["notes.txt"] and "+hello" in changes.diff and not changes.truncated
+
+
+def test_an_empty_scratch_workspace_costs_no_git_and_has_no_changes(settings: Settings) -> None:
+    task_id, _view = prepare(settings)
+    assert not ws.baseline_of(settings, task_id).exists()  # made only when the tree has files at the end
+    changes = ws.changes_sync(settings, task_id, scratch=True)
+    assert changes.files == [] and changes.diff == "" and not ws.baseline_of(settings, task_id).exists()
+    with pytest.raises(errors.NotFound):  # a clone's or copy's missing baseline is not an empty one
+        ws.changes_sync(settings, task_id)
 
 
 def test_project_is_copied_and_the_source_never_changes(settings: Settings, tmp_path: Path) -> None:
@@ -229,14 +238,14 @@ def test_growth_past_the_cap_is_reported_after_a_step(settings: Settings) -> Non
 def test_a_large_diff_is_cut_and_its_full_size_told(settings: Settings) -> None:
     task_id, view = prepare(settings)
     (Path(view.path) / "many.txt").write_text("".join(f"line {i}\n" for i in range(5000)))
-    changes = ws.changes_sync(settings, task_id)
+    changes = ws.changes_sync(settings, task_id, scratch=True)
     assert changes.truncated and len(changes.diff.encode()) == 4096 and changes.diff_bytes > 40_000
 
 
 def test_binary_files_are_summarised_not_dumped(settings: Settings) -> None:
     task_id, view = prepare(settings)
     (Path(view.path) / "image.bin").write_bytes(bytes(range(256)) * 4)
-    assert "Binary files" in ws.changes_sync(settings, task_id).diff
+    assert "Binary files" in ws.changes_sync(settings, task_id, scratch=True).diff
 
 
 def test_an_embedded_repository_config_runs_nothing(settings: Settings, tmp_path: Path) -> None:
@@ -291,7 +300,7 @@ def test_expiry_removes_only_trees_past_their_ttl(settings: Settings) -> None:
     os.utime(settings.workspaces_dir / orphan, (now - 90_000, now - 90_000))
     removed = anyio.run(ws.expire, settings, store)
     assert sorted(removed) == sorted([old, orphan])
-    assert sorted(left_behind(settings)) == sorted([recent, running, f"{recent}.git", f"{running}.git"])
+    assert sorted(left_behind(settings)) == sorted([recent, running])  # empty scratch trees have no baseline
 
 
 def test_a_workspaces_root_inside_a_git_repository_is_refused(tmp_path: Path) -> None:
