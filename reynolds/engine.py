@@ -163,8 +163,8 @@ class Engine:
             planning,
             track_in_github,
             submitter,
+            tree.model_dump(mode="json"),
         )
-        await self.store.set_workspace(str(task_id), tree.model_dump(mode="json"))
         self.metrics.tasks_submitted.inc()
         log.info("task submitted", task_id=str(task_id), subtasks=len(view.subtasks), strategy=view.strategy)
         await self.enqueue(ready)

@@ -18,6 +18,7 @@ Arguments are checked against the input schema the tool listed, with two deliber
 from __future__ import annotations
 
 import difflib
+import functools
 import itertools
 import json
 import re
@@ -275,12 +276,12 @@ class ArgumentChecker:
     def _validator(self, pool: str, tool: str) -> Any:
         key = (pool, tool)
         if key not in self._validators:
-            schema = bounded_schema((self.tool_specs.get(key) or {}).get("input_schema"))
-            if schema is not None:
-                schema = closed(schema)
-                self._validators[key] = jsonschema.validators.validator_for(schema)(schema)
-            else:
-                self._validators[key] = None
+            schema = (self.tool_specs.get(key) or {}).get("input_schema")
+            try:
+                text = json.dumps(schema, sort_keys=True)
+            except (TypeError, ValueError, RecursionError):
+                text = "null"
+            self._validators[key] = _compiled(text)
         return self._validators[key]
 
     def check(self, sid: str, pool: str, tool: str, arguments: dict[str, Any]) -> None:
@@ -297,6 +298,16 @@ class ArgumentChecker:
             worst = unknown[0] if unknown else jsonschema.exceptions.best_match(found)
             more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
             raise errors.InvalidArgument(f"subtask {sid!r}: {_describe_error(worst, tool)}{more}")
+
+
+@functools.lru_cache(maxsize=256)  # one compile per schema and process, not one per plan
+def _compiled(schema_json: str) -> Any:
+    """A validator for a tool's input schema (given as JSON), closed to unknown names; None when unusable."""
+    schema = bounded_schema(json.loads(schema_json))
+    if schema is None:
+        return None
+    schema = closed(schema)
+    return jsonschema.validators.validator_for(schema)(schema)
 
 
 def _through_placeholder(arguments: Any, error: jsonschema.ValidationError) -> bool:

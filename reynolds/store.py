@@ -67,6 +67,25 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+SUBTASK_COLUMNS = [
+    "task_id",
+    "id",
+    "seq",
+    "tool",
+    "pool",
+    "arguments",
+    "depends_on",
+    "after_ids",
+    "state",
+    "rank",
+    "retryable",
+    "timeout_s",
+    "max_attempts",
+    "handoff_depth",
+]
+SMALL_PLAN = 64  # subtasks stored by one pipelined INSERT; a larger plan goes in by COPY
+
+
 class Store:
     def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
         self.pool = pool
@@ -142,6 +161,7 @@ class Store:
         planning: Planning | None = None,
         track_in_github: bool = False,
         submitter: str | None = None,
+        workspace: dict[str, Any] | None = None,
     ) -> list[Ready]:
         """Store a task and all its subtasks in one transaction; return the ones ready to queue."""
         rows = []
@@ -171,7 +191,7 @@ class Store:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO tasks (id, goal, state, strategy, priority, plan, deadline, planning, track_in_github,"
-                " submitter) VALUES ($1, $2, 'running', $3, $4, $5, $6, $7, $8, $9)",
+                " submitter, workspace) VALUES ($1, $2, 'running', $3, $4, $5, $6, $7, $8, $9, $10)",
                 task_id,
                 goal,
                 strategy,
@@ -181,31 +201,24 @@ class Store:
                 (planning or Planning()).model_dump(),
                 track_in_github,
                 submitter,
+                workspace,
             )
-            await conn.copy_records_to_table(
-                "subtasks",
-                schema_name=self.schema,
-                records=rows,
-                columns=[
-                    "task_id",
-                    "id",
-                    "seq",
-                    "tool",
-                    "pool",
-                    "arguments",
-                    "depends_on",
-                    "after_ids",
-                    "state",
-                    "rank",
-                    "retryable",
-                    "timeout_s",
-                    "max_attempts",
-                    "handoff_depth",
-                ],
-            )
-            await conn.execute("UPDATE subtasks SET ready_at = now() WHERE task_id = $1 AND state = 'ready'", task_id)
+            await self._insert_subtasks(conn, task_id, rows)
             await self._event(conn, task_id, None, "task_submitted", {"subtasks": len(rows), "strategy": strategy})
         return ready
+
+    async def _insert_subtasks(self, conn: asyncpg.Connection, task_id: UUID, rows: list[tuple[Any, ...]]) -> None:
+        """A few rows as one pipelined INSERT (one round trip, ``ready_at`` set on the way in); many by COPY."""
+        if len(rows) <= SMALL_PLAN:
+            await conn.executemany(
+                f"INSERT INTO subtasks ({', '.join(SUBTASK_COLUMNS)}, ready_at) VALUES"
+                f" ({', '.join(f'${i + 1}' for i in range(len(SUBTASK_COLUMNS)))},"
+                " CASE WHEN $9 = 'ready' THEN now() END)",
+                rows,
+            )
+            return
+        await conn.copy_records_to_table("subtasks", schema_name=self.schema, records=rows, columns=SUBTASK_COLUMNS)
+        await conn.execute("UPDATE subtasks SET ready_at = now() WHERE task_id = $1 AND state = 'ready'", task_id)
 
     async def add_subtasks(
         self, task_id: str, parent_id: str, depth: int, subtasks: Sequence[PlannedSubtask]

@@ -32,7 +32,7 @@ import anyio
 import structlog
 from pydantic import BaseModel
 
-from agents.runtime.workspace import share_tree
+from agents.runtime.workspace import share_tree, share_what_is_made_in
 from reynolds import errors
 from reynolds.config import Settings
 from reynolds.models import TERMINAL_TASK_STATES, TaskView, WorkspaceChanges, WorkspaceSpec, WorkspaceView
@@ -195,6 +195,7 @@ def prepare_sync(settings: Settings, task_id: str, spec: WorkspaceSpec) -> Works
     except OSError as err:
         raise errors.WorkspaceError(f"cannot create workspaces under {settings.workspaces_dir}: {err}") from err
     _outside_any_repository(settings.workspaces_dir.resolve())
+    inherits = _trees_inherit_sharing(settings.workspaces_dir.resolve())
     view = WorkspaceView(source="scratch", path=str(tree))
     try:
         if spec.git:
@@ -206,12 +207,25 @@ def prepare_sync(settings: Settings, task_id: str, spec: WorkspaceSpec) -> Works
         if view.source != "scratch":
             view.size_bytes = _enforce_cap(settings, tree)
             _snapshot(tree, baseline_of(settings, task_id))
-        share_tree(tree)
+        if view.source != "scratch" or not inherits:
+            share_tree(tree)
     except BaseException:
         remove(settings, task_id)
         raise
     log.info("workspace prepared", task_id=task_id, source=view.source, size_bytes=view.size_bytes)
     return view
+
+
+@functools.lru_cache(maxsize=8)  # once per root and process
+def _trees_inherit_sharing(root: Path) -> bool:
+    """Whether a tree made in ``root`` is shared with the sandbox from birth (a default ACL on the root; the
+    baselines are kept out of it). Where ACLs cannot be set that way, each tree is shared on its own."""
+    try:
+        share_what_is_made_in(root, root / BASELINES)
+    except OSError as err:
+        log.warning("workspaces root takes no default ACL; sharing each tree instead", root=str(root), error=str(err))
+        return False
+    return True
 
 
 @functools.lru_cache(maxsize=8)  # asked once per root and process: every task's preparation would pay a git run

@@ -12,6 +12,7 @@ A call without the key works in the agent's own scratch ``WORKSPACE_DIR``.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import uuid
@@ -93,12 +94,31 @@ def share_tree(path: Path) -> None:
     it. The parents of ``path`` must be searchable by the group (the workspaces root is ``0755``).
     Needs ``setfacl`` (Debian ``acl``) and a filesystem with ACLs (ext4, xfs, btrfs, tmpfs, overlayfs).
     """
-    gid = SandboxSettings().gid
-    entries = [f"g:{gid}:rwX", f"u:{os.geteuid()}:rwX"]  # the preparer keeps access to what sandboxes create
-    acl = ",".join([*entries, *(f"d:{e}" for e in entries)])
+    entries = [f"g:{_sandbox_gid()}:rwX", f"u:{os.geteuid()}:rwX"]  # the preparer keeps access to what sandboxes create
+    _setfacl(path, "-R", "-P", "-m", ",".join([*entries, *(f"d:{e}" for e in entries)]))
+
+
+def share_what_is_made_in(root: Path, keep_private: Path) -> None:
+    """Give ``root`` only the *default* ACL ``share_tree`` gives a tree, so that a directory made in it later
+    is shared with the sandbox from the start (an empty scratch tree needs no ``setfacl`` of its own), while
+    ``root`` itself stays as it is. ``keep_private`` (a directory in ``root``, made first) has any ACL it
+    inherited removed, so nothing made in it later is shared."""
+    keep_private.mkdir(exist_ok=True)
+    _setfacl(keep_private, "-R", "-P", "-b", "-k")
+    entries = [f"g:{_sandbox_gid()}:rwX", f"u:{os.geteuid()}:rwX"]
+    _setfacl(root, "-m", ",".join(f"d:{e}" for e in entries))
+
+
+@functools.cache
+def _sandbox_gid() -> int:
+    return SandboxSettings().gid
+
+
+def _setfacl(path: Path, *args: str) -> None:
+    gid = _sandbox_gid()
     try:
-        done = subprocess.run(["setfacl", "-R", "-P", "-m", acl, "--", str(path)], capture_output=True, text=True)
+        done = subprocess.run(["setfacl", *args, "--", str(path)], capture_output=True, text=True)
     except FileNotFoundError as err:
         raise OSError("sharing a workspace with the sandbox needs setfacl (Debian package acl)") from err
     if done.returncode != 0:
-        raise OSError(f"could not share {path} with sandbox group {gid}: {done.stderr.strip()}")
+        raise OSError(f"setfacl could not share {path} with sandbox group {gid}: {done.stderr.strip()}")

@@ -311,3 +311,21 @@ def test_a_workspaces_root_inside_a_git_repository_is_refused(tmp_path: Path) ->
     with pytest.raises(errors.WorkspaceError, match="inside the git repository"):
         prepare(settings)
     assert left_behind(settings) == []
+
+
+def acl(path: Path) -> str:
+    return subprocess.run(["getfacl", "-p", "--omit-header", str(path)], capture_output=True, text=True).stdout
+
+
+def test_a_scratch_tree_is_shared_from_birth_and_baselines_never_are(settings: Settings) -> None:
+    """The root's default ACL shares a new scratch tree with the sandbox group without a setfacl of its own;
+    what sandbox uids may write never reaches the baselines Reynolds runs git on."""
+    task_id, view = prepare(settings)
+    tree = Path(view.path)
+    for entry in ("group:20000:rwx", "default:group:20000:rwx"):
+        assert entry in acl(tree)
+    (tree / "out.txt").write_text("x\n")
+    ws.changes_sync(settings, task_id, scratch=True)  # makes its empty baseline now
+    for private in (settings.workspaces_dir / ws.BASELINES, ws.baseline_of(settings, task_id)):
+        assert "20000" not in acl(private), private
+    assert "group:20000" not in acl(settings.workspaces_dir).replace("default:group:20000", "")
