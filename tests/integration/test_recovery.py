@@ -97,8 +97,12 @@ async def test_reynolds_killed_mid_task_new_process_finishes_without_repeats(rey
     assert recorded_keys(reynolds_cluster, agents) == Counter(keys), reynolds_cluster.records(agent)
     for s in task["subtasks"]:
         assert s["state"] == "succeeded" and s["result"]["times_seen"] == 1, s
-        # the two calls in flight at the crash were sent again by the new process; the others once
-        assert s["attempts"] == (2 if s["id"] in ("left", "right") else 1), s
+        # the two calls in flight at the crash were sent again by the new process (more than once if a slow
+        # machine let a lease lapse: the idempotency key still ran each once); the first, done before, once
+        if s["id"] in ("left", "right"):
+            assert s["attempts"] >= 2, s
+        elif s["id"] == "first":
+            assert s["attempts"] == 1, s
 
 
 @pytest.mark.anyio
