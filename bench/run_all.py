@@ -1,4 +1,4 @@
-"""Run the three benchmarks one after another (never at once: they would measure each other) and print
+"""Run the four benchmarks one after another (never at once: they would measure each other) and print
 one JSON document holding their results. Exits non-zero if any benchmark fails or prints no JSON.
 
     .venv/bin/python -m bench.run_all --tiny   # small sizes, well under a minute: keeps the benchmarks working
@@ -16,9 +16,10 @@ from typing import Any
 
 from tests.integration.cluster import REPO
 
-FULL: dict[str, list[str]] = {"routing": [], "makespan": [], "scale": []}
+FULL: dict[str, list[str]] = {"routing": [], "single": [], "makespan": [], "scale": []}
 TINY: dict[str, list[str]] = {
     "routing": ["--n", "60", "--replicas", "1", "--serial", "3", "--rounds", "1"],
+    "single": ["--calls", "20", "--concurrency", "1,4", "--rounds", "1"],
     "makespan": ["--nodes", "8", "--replicas", "1"],
     "scale": ["--sizes", "10,40", "--replicas", "1"],
 }
