@@ -294,7 +294,7 @@ class Engine:
         await self.enqueue(transition.released)
         await self.publish(claim.task_id, {"subtask": claim.subtask_id, "state": outcome.state})
         if transition.task_state:
-            await self.finished(claim.task_id)
+            await self.finished(claim.task_id, transition.view)
         return True
 
     async def _retry(self, attempt: Attempt, decision: retry.Decision) -> None:
@@ -318,9 +318,10 @@ class Engine:
             self._stats[:0] = batch  # keep them for the next round
             raise
 
-    async def finished(self, task_id: str) -> TaskView:
-        """A task ended (its state and closing message are stored, in one transaction): metrics and waiters."""
-        view = await self.store.task_view(task_id)
+    async def finished(self, task_id: str, view: TaskView | None = None) -> TaskView:
+        """A task ended (its state and closing message are stored, in one transaction): metrics and waiters.
+        ``view`` is the task as that transaction left it, when the caller has it."""
+        view = view or await self.store.task_view(task_id)
         await workspaces.settle(self.settings, self.store, view)
         self.metrics.tasks.labels(view.state).inc()
         for s in view.subtasks:

@@ -291,6 +291,7 @@ class Transition:
     released: list[Ready] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     task_state: TaskState | None = None  # set when this transition finished the task
+    view: TaskView | None = None  # the finished task as its closing message saw it, read in the same transaction
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from importlib import resources
@@ -440,7 +441,7 @@ class Store:
             }
             for task_id, transition in transitions.items():
                 if transition.task_state:
-                    await self._close(conn, task_id, closing)
+                    transition.view = await self._close(conn, task_id, closing)
         return [
             (transitions.pop(o.task_id, None) or Transition()) if changed else None
             for o, changed in zip(outcomes, mine, strict=True)
@@ -566,10 +567,13 @@ class Store:
             await self._close(conn, task_id, closing)
         return True
 
-    async def _close(self, conn: asyncpg.Connection, task_id: str, closing: Closing) -> None:
-        """Write a task's closing message, inside the transaction that ends it (readers never see one alone)."""
+    async def _close(self, conn: asyncpg.Connection, task_id: str, closing: Closing) -> TaskView:
+        """Write a task's closing message, inside the transaction that ends it (readers never see one alone);
+        the finished view, message included, for whoever finishes the task (no second read)."""
         view = await self._task_view(conn, task_id)
-        await conn.execute("UPDATE tasks SET message = $2 WHERE id = $1", UUID(task_id), closing(view))
+        view.message = closing(view)
+        await conn.execute("UPDATE tasks SET message = $2 WHERE id = $1", UUID(task_id), view.message)
+        return view
 
     async def orphans(self, all_queued: bool, lease_expired_s: float) -> list[tuple[Ready, float]]:
         """Open subtasks of running tasks that may have lost their stream message, with the seconds left of
@@ -623,11 +627,11 @@ class Store:
         task = await conn.fetchrow("SELECT * FROM tasks WHERE id = $1", tid)
         if task is None:
             raise errors.NotFound(f"no task {task_id}")
-        rows = await conn.fetch("SELECT state, count(*) AS n FROM subtasks WHERE task_id = $1 GROUP BY state", tid)
-        counts = {r["state"]: r["n"] for r in rows}
         subtasks = []
         if include_subtasks:
-            for r in await conn.fetch("SELECT * FROM subtasks WHERE task_id = $1 ORDER BY seq", tid):
+            found = await conn.fetch("SELECT * FROM subtasks WHERE task_id = $1 ORDER BY seq", tid)
+            counts = dict(Counter(r["state"] for r in found))  # the rows are here: no second query to count them
+            for r in found:
                 subtasks.append(
                     SubtaskView(
                         id=r["id"],
@@ -645,6 +649,9 @@ class Store:
                         duration_s=_seconds(r["started_at"], r["finished_at"]),
                     )
                 )
+        else:
+            rows = await conn.fetch("SELECT state, count(*) AS n FROM subtasks WHERE task_id = $1 GROUP BY state", tid)
+            counts = {r["state"]: r["n"] for r in rows}
         return TaskView(
             task_id=str(task["id"]),
             state=task["state"],

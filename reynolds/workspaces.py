@@ -405,6 +405,10 @@ def _bounded_diff(where: tuple[str, ...], env: dict[str, str], limit: int) -> tu
     return bytes(kept).decode(errors="replace"), total
 
 
+def _changes_and_size(settings: Settings, task_id: str, scratch: bool) -> tuple[WorkspaceChanges, int]:
+    return changes_sync(settings, task_id, scratch), size_of(tree_of(settings, task_id))
+
+
 async def settle(settings: Settings, store: Any, view: TaskView) -> None:
     """At the end of a task: compute its changes, store them with its workspace record, show them in ``view``.
     Does nothing before the end or once they are stored, so every reader of a finished task may call it."""
@@ -412,8 +416,7 @@ async def settle(settings: Settings, store: Any, view: TaskView) -> None:
         return
     try:
         scratch = view.workspace.source == "scratch"
-        changes = await anyio.to_thread.run_sync(changes_sync, settings, view.task_id, scratch)
-        size = await anyio.to_thread.run_sync(size_of, tree_of(settings, view.task_id))
+        changes, size = await anyio.to_thread.run_sync(_changes_and_size, settings, view.task_id, scratch)
     except (errors.ReynoldsError, OSError) as err:
         view.workspace.notes.append(f"changes unavailable: {err}")
         return
