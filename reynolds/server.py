@@ -7,6 +7,7 @@ the sampling resolvers they name are closures that only exist in this scope."""
 import asyncio
 import contextlib
 import hashlib
+import json
 import secrets
 import signal
 import time
@@ -17,7 +18,7 @@ from typing import Annotated
 import structlog
 from mcp.server.mcpserver import Context, MCPServer, RequestStateSecurity, Resolve, Sample
 from mcp.server.transport_security import TransportSecuritySettings
-from mcp_types import CreateMessageResult, Tool
+from mcp_types import CallToolResult, CreateMessageResult, TextContent, Tool
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
@@ -154,7 +155,7 @@ def client_server(holder: Holder, state_key: str) -> MCPServer:
         timeout_s: Annotated[float | None, Field(gt=0, le=7 * 86_400)] = None,
         track_in_github: bool = False,
         workspace: WorkspaceSpec | None = None,
-    ) -> TaskView:
+    ) -> Annotated[CallToolResult, TaskView]:
         """Run a plan: a DAG of tool calls ({"subtasks": [{"id", "tool", "arguments", "depends_on", "pool"?}]}).
         Independent subtasks run in parallel on the pools whose agents offer the tools; an argument
         {"$from": "<dependency id>", "path": "a.b"} is replaced by that dependency's output. Without a plan,
@@ -181,12 +182,12 @@ def client_server(holder: Holder, state_key: str) -> MCPServer:
             workspace=workspace,
         )
         if not wait:
-            return await service.engine.get_task(task_id)
+            return reply(await service.engine.get_task(task_id))
 
         async def progress(done: float, total: float | None, message: str | None) -> None:
             await ctx.report_progress(done, total, message)
 
-        return await service.engine.wait(task_id, progress)
+        return reply(await service.engine.wait(task_id, progress))
 
     @mcp.tool()
     async def plan_task(
@@ -211,12 +212,12 @@ def client_server(holder: Holder, state_key: str) -> MCPServer:
         return view
 
     @mcp.tool(meta=ui.TASK_APP_META)
-    async def get_task(ctx: Context, task_id: str, include_events: bool = False) -> TaskView:
+    async def get_task(ctx: Context, task_id: str, include_events: bool = False) -> Annotated[CallToolResult, TaskView]:
         """Status of a task and each subtask: state, attempts, agent, timings, result or error. With
         include_events, also the task's event log (submission, retries with their errors, skips, refusals...)."""
         service = holder.get()
         await own_task(service, require(ctx, "read"), task_id)
-        return await service.engine.get_task(task_id, include_events)
+        return reply(await service.engine.get_task(task_id, include_events))
 
     @mcp.tool()
     async def list_tasks(
@@ -232,11 +233,11 @@ def client_server(holder: Holder, state_key: str) -> MCPServer:
         return await holder.get().engine.list_tasks(state, limit, offset, submitter)
 
     @mcp.tool()
-    async def cancel_task(ctx: Context, task_id: str) -> TaskView:
+    async def cancel_task(ctx: Context, task_id: str) -> Annotated[CallToolResult, TaskView]:
         """Cancel a running task: nothing more is dispatched, in-flight calls are cancelled, it ends cancelled."""
         service = holder.get()
         await own_task(service, require(ctx, "submit"), task_id)
-        return await service.engine.cancel(task_id)
+        return reply(await service.engine.cancel(task_id))
 
     @mcp.tool()
     async def list_agents(ctx: Context) -> AgentsView:
@@ -279,6 +280,14 @@ def client_server(holder: Holder, state_key: str) -> MCPServer:
 
     register_experiment_tools(mcp, holder)
     return mcp
+
+
+def reply(view: BaseModel) -> CallToolResult:
+    """A tool's answer: the view as structured content, and the same as compact JSON in the text (a client
+    that reads only text gets all of it, a third smaller than the SDK's indented dump)."""
+    data = view.model_dump(mode="json", by_alias=True)
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=data)
 
 
 async def own_task(service: Service, principal: Principal, task_id: str) -> None:
