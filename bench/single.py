@@ -4,8 +4,8 @@ straight to the same replica, at a few client concurrencies, in one run.
 Each client worker holds one MCP session (to the replica, or to Reynolds) and makes its calls one after
 another, so concurrency ``c`` means ``c`` calls in flight. For each level the direct side runs first, then
 the routed side, back to back; of ``--rounds`` rounds the one with the median throughput ratio is reported
-(the direct side moves most with other load on a small machine). CPU per call is read from /proc for Reynolds, the agent replica, every
-Postgres process and the Redis server (the other processes on the machine are not counted). Reply sizes are
+(the direct side moves most with other load on a small machine). CPU per call is read from /proc for
+Reynolds, the agent replica, every Postgres process and the Redis server (the other processes on the machine are not counted). Reply sizes are
 the bytes of the text content and of the structured content of one ``orchestrate`` reply.
 
     .venv/bin/python -m bench.single --calls 400 --concurrency 1,16
