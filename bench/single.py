@@ -5,10 +5,10 @@ Each client worker holds one MCP session (to the replica, or to Reynolds) and ma
 another, so concurrency ``c`` means ``c`` calls in flight. For each level the direct side runs first, then
 the routed side, back to back; of ``--rounds`` rounds the one with the median throughput ratio is reported
 (the direct side moves most with other load on a small machine). CPU per call is read from /proc for
-Reynolds, the agent replica, every Postgres process and the Redis server (the other processes on the machine are not counted). Reply sizes are
-the bytes of the text content and of the structured content of one ``orchestrate`` reply.
+Reynolds, the agent replica, every Postgres process and the Redis server (other processes are not
+counted). Reply sizes are the bytes of the text and of the structured content of one ``orchestrate`` reply.
 
-    .venv/bin/python -m bench.single --calls 400 --concurrency 1,16
+    .venv/bin/python -m bench.single --calls 400 --concurrency 1,16 --rounds 3
 """
 
 from __future__ import annotations
