@@ -94,7 +94,7 @@ def share_tree(path: Path) -> None:
     it. The parents of ``path`` must be searchable by the group (the workspaces root is ``0755``).
     Needs ``setfacl`` (Debian ``acl``) and a filesystem with ACLs (ext4, xfs, btrfs, tmpfs, overlayfs).
     """
-    entries = [f"g:{_sandbox_gid()}:rwX", f"u:{os.geteuid()}:rwX"]  # the preparer keeps access to what sandboxes create
+    entries = _entries()
     _setfacl(path, "-R", "-P", "-m", ",".join([*entries, *(f"d:{e}" for e in entries)]))
 
 
@@ -105,8 +105,12 @@ def share_what_is_made_in(root: Path, keep_private: Path) -> None:
     inherited removed, so nothing made in it later is shared."""
     keep_private.mkdir(exist_ok=True)
     _setfacl(keep_private, "-R", "-P", "-b", "-k")
-    entries = [f"g:{_sandbox_gid()}:rwX", f"u:{os.geteuid()}:rwX"]
-    _setfacl(root, "-m", ",".join(f"d:{e}" for e in entries))
+    _setfacl(root, "-m", ",".join(f"d:{e}" for e in _entries()))
+
+
+def _entries() -> list[str]:
+    """The sandbox group's and the preparer's ACL entries (the preparer keeps access to what sandboxes make)."""
+    return [f"g:{_sandbox_gid()}:rwX", f"u:{os.geteuid()}:rwX"]
 
 
 @functools.cache
