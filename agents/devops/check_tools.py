@@ -13,6 +13,7 @@ from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
 from agents.devops import (
+    actionlint,
     compose,
     detect_secrets_engine,
     dockerfile,
@@ -41,6 +42,7 @@ SECURITY_POLICY = "infrastructure/security-policies.json"
 RESOURCE_LIMITS = "infrastructure/resource-limits.json"
 MONITORING = "infrastructure/monitoring.json"
 HADOLINT = "hadolint.yaml"  # knowledge: hadolint's config (never the repository's)
+ACTIONLINT = "actionlint.yaml"  # knowledge: actionlint's config (never the repository's)
 
 WorkspacePath = Annotated[str, Field(min_length=1, max_length=1000, description="path relative to the workspace")]
 
@@ -117,8 +119,9 @@ def register_workflow(server: MCPServer, runtime: AgentRuntime) -> None:
     async def lint_workflow(path: WorkspacePath) -> WorkflowReport:
         """Lint a GitHub Actions workflow file in the workspace (e.g. .github/workflows/ci.yml) with zizmor's
         security audits (template injection in run and github-script, dangerous triggers, credential
-        persistence, excessive permissions ...) plus SchemaStore's workflow schema (unknown keys, wrong
-        types) and the team's rules: YAML errors, missing on/jobs, jobs without runs-on, unknown or cyclic
+        persistence, excessive permissions ...), actionlint's checks (expression and context errors, runner
+        labels, actions on retired or deprecated runtimes), SchemaStore's workflow schema (unknown keys,
+        wrong types) and the team's rules: YAML errors, missing on/jobs, jobs without runs-on, unknown or cyclic
         needs, empty `uses`, actions not pinned to a full commit SHA (owners allowed to use tags come from
         the security policy), steps with both uses and run, missing permissions. `engine` says what ran."""
         resolved, text = read_workspace_text(layers, path)
@@ -133,9 +136,11 @@ def register_workflow(server: MCPServer, runtime: AgentRuntime) -> None:
         findings, jobs = workflow.lint(data, lines, book, policy)
         findings += workflow.schema_findings(data, lines, book)
         where = resolved.relative_to(layers.workspace.resolve())
-        engine = await zizmor.lint(runtime.sandbox, where.parent.as_posix(), where.name)
-        findings = workflow.combine(findings, engine.findings, engine.parsed)
-        used = engine.version if engine.parsed else "Reynolds' rules (zizmor refused the file: not a valid workflow)"
+        cwd, name = where.parent.as_posix(), where.name
+        engine = await zizmor.lint(runtime.sandbox, cwd, name)
+        checks = await actionlint.lint(runtime.sandbox, cwd, name, layers.knowledge / ACTIONLINT)
+        findings = workflow.combine(findings, [*engine.findings, *checks], engine.parsed)
+        used = "zizmor + actionlint" if engine.parsed else "actionlint (zizmor refused the file: not a valid workflow)"
         fields = report_fields(layers, "lint_workflow", path, findings)
         return WorkflowReport(jobs=jobs, engine=used, findings=findings, **fields)
 

