@@ -25,7 +25,7 @@ import structlog
 from reynolds import errors, payload, retry, workspaces
 from reynolds.batching import Batcher
 from reynolds.config import Settings
-from reynolds.experiments.lanes import chain_lanes, learned_strategy
+from reynolds.experiments.strategies import chain_lanes, learned_strategy
 from reynolds.keys import Keys
 from reynolds.metrics import Metrics
 from reynolds.models import (

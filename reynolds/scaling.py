@@ -78,15 +78,36 @@ def scale_pool(pool: str, replicas: int, project: str | None = None) -> ScaleRes
         raise InvalidRequest(f"replicas must be a whole number from 0 to {MAX_REPLICAS}, got {replicas!r}")
     client = _connect()
     try:
-        project = project or os.environ.get("REYNOLDS_COMPOSE_PROJECT") or None
-        swarm = _swarm_service(client, service, project)
+        swarm, project = _locate(client, service, project)
         if swarm is not None:
             return _scale_swarm(swarm, pool, service, replicas)
-        return _scale_compose(client, pool, service, replicas, project or _find_project(client, service))
+        return _scale_compose(client, pool, service, replicas, project)
     except DockerException as err:
         raise ServiceUnavailable(f"Docker refused to scale {service}: {_explain(err)}") from err
     finally:
         client.close()
+
+
+def check_scalable(pool: str, project: str | None = None) -> None:
+    """Raise what ``scale_pool`` would raise before it changes anything: an unknown pool, no Docker, no
+    deployment running the pool's service."""
+    service = service_for(pool)
+    client = _connect()
+    try:
+        _locate(client, service, project)
+    except DockerException as err:
+        raise ServiceUnavailable(f"Docker cannot see {service}: {_explain(err)}") from err
+    finally:
+        client.close()
+
+
+def _locate(client: docker.DockerClient, service: str, project: str | None) -> tuple[Any | None, str]:
+    """(the Swarm service, or None on Compose; the stack or compose project) that runs ``service``."""
+    project = project or os.environ.get("REYNOLDS_COMPOSE_PROJECT") or None
+    swarm = _swarm_service(client, service, project)
+    if swarm is not None:
+        return swarm, project or ""
+    return None, project or _find_project(client, service)
 
 
 # ---------------------------------------------------------------------------------------------- Docker

@@ -28,6 +28,11 @@ class AgentSettings(BaseSettings):
 
     agent_type: str = Field("workbench", description="devops | platform | code | workbench, or the long name")
     agent_id: str = Field(default_factory=socket.gethostname, description="unique per replica")
+    agent_pool: str = Field(
+        "",
+        pattern=r"^([a-z0-9][a-z0-9_-]{0,63})?$",
+        description="the pool this replica joins (its token must be that pool's); default: its type's pool",
+    )
     mcp_endpoint: str = Field("", description="Reynolds' agent endpoint, e.g. http://reynolds:8080/agents/mcp")
     agent_token: str = Field("", description="this pool's agent token (or AGENT_TOKEN_FILE; README Security)")
     agent_host: str = "0.0.0.0"
@@ -66,7 +71,7 @@ class AgentSettings(BaseSettings):
 
     @property
     def pool(self) -> str:
-        return AGENT_TYPES[self.kind][1]
+        return self.agent_pool or AGENT_TYPES[self.kind][1]
 
     @property
     def url(self) -> str:

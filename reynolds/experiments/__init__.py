@@ -2,7 +2,7 @@
 tasks, and compare them with statistics.
 
     scenario   the YAML a user writes: workload, strategies, repetitions, hypothesis (validated, bounded)
-    lanes      the hybrid strategy's concurrency cap as ordering-only edges; plan-shape hashing
+    strategies what each strategy changes (hybrid lanes, pool routing, replica counts); plan-shape hashing
     measure    one run's measures, read from Reynolds' own records in Postgres
     stats      summaries, pairwise tests and the hypothesis verdict (scipy)
     report     Markdown and the PNG chart (matplotlib, Agg)

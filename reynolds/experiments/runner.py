@@ -18,10 +18,11 @@ import structlog
 
 from reynolds import errors
 from reynolds.experiments import stats
-from reynolds.experiments.lanes import parse_strategy, plan_shape
 from reynolds.experiments.measure import measure
 from reynolds.experiments.scenario import METRICS, Scenario
+from reynolds.experiments.strategies import StrategySpec, parse_strategy, plan_shape, routed
 from reynolds.models import TERMINAL_TASK_STATES, Plan, TaskState, WorkspaceSpec
+from reynolds.scaling import check_scalable, scale_pool
 
 if TYPE_CHECKING:
     from reynolds.service import Service
@@ -53,8 +54,10 @@ async def create(service: Service, scenario: Scenario, submitter: str | None = N
     """Check the workload against every strategy (tools, limits), then store the experiment and its runs."""
     plan = scenario.workload.resolve()
     for name in scenario.strategies:
-        strategy, lanes = parse_strategy(name)
-        await service.engine.plan(plan, strategy, lanes)  # raises a PlanError naming what is wrong
+        spec = parse_strategy(name)
+        await service.engine.plan(routed(plan, spec), spec.mode, spec.lanes)  # a PlanError names what is wrong
+        if spec.replicas:
+            await _check_replicas(service, name, spec.replicas[0])
     experiment_id = str(uuid.uuid4())
     async with service.store.pool.acquire() as conn, conn.transaction():
         await conn.execute(
@@ -77,6 +80,16 @@ async def create(service: Service, scenario: Scenario, submitter: str | None = N
         )
     log.info("experiment created", experiment_id=experiment_id, name=scenario.name)
     return experiment_id
+
+
+async def _check_replicas(service: Service, name: str, pool: str) -> None:
+    """A replicas strategy needs a pool Docker can scale, and one the autoscaler leaves alone."""
+    if service.settings.autoscale and pool in service.settings.autoscale_pools:
+        raise errors.InvalidRequest(f"strategy {name!r}: pool {pool!r} is autoscaled (REYNOLDS_AUTOSCALE)")
+    try:
+        await anyio.to_thread.run_sync(check_scalable, pool)
+    except errors.ReynoldsError as err:
+        raise errors.InvalidRequest(f"strategy {name!r} scales pool {pool!r}: {err}") from None
 
 
 async def cancel(service: Service, experiment_id: str) -> bool:
@@ -153,6 +166,7 @@ class ExperimentRunner:
                 await self._runs(experiment_id, scenario, plan)
             except errors.InvalidRequest as err:  # the workload no longer runs here (e.g. a tool went away)
                 await self._end(experiment_id, ExperimentState.FAILED, None, str(err))
+            await self._restore(experiment_id)  # cancelled meanwhile: the pools still go back
             tg.cancel_scope.cancel()
 
     async def _runs(self, experiment_id: str, scenario: Scenario, plan: Plan) -> None:
@@ -182,7 +196,7 @@ class ExperimentRunner:
         task_id = await self.pool.fetchval("SELECT id::text FROM tasks WHERE goal = $1", goal)
         if task_id is None:
             submitter = await self.pool.fetchval("SELECT submitter FROM experiments WHERE id = $1", experiment_id)
-            task_id = await self._submit(plan, goal, name, scenario, submitter)
+            task_id = await self._submit(experiment_id, plan, goal, name, scenario, submitter)
         state = await self.pool.fetchval(
             "WITH r AS (UPDATE experiment_runs SET task_id = $3 WHERE experiment_id = $1 AND seq = $2)"
             " SELECT state FROM experiments WHERE id = $1",
@@ -195,22 +209,60 @@ class ExperimentRunner:
             return None
         return task_id
 
-    async def _submit(self, plan: Plan, goal: str, name: str, scenario: Scenario, submitter: str | None) -> str:
+    async def _submit(
+        self, experiment_id: str, plan: Plan, goal: str, name: str, scenario: Scenario, submitter: str | None
+    ) -> str:
         """Submit one run. Right after a restart the agents have not re-registered yet, so a missing tool is
         waited for (up to the run's timeout) before it fails the experiment."""
-        strategy, lanes = parse_strategy(name)
+        spec = parse_strategy(name)
         deadline = anyio.current_time() + scenario.timeout_s
         workspace = WorkspaceSpec.model_validate(scenario.workspace) if scenario.workspace else None
+        await self._scale_for(experiment_id, spec, scenario.timeout_s)
         while True:
             try:  # each run gets its own workspace from the scenario's source
                 task_id, _ = await self.service.engine.submit(
-                    plan, goal, strategy, submitter=submitter, lanes=lanes, workspace=workspace
+                    routed(plan, spec), goal, spec.mode, submitter=submitter, lanes=spec.lanes, workspace=workspace
                 )
                 return task_id
             except errors.UnknownTool:
                 if anyio.current_time() > deadline:
                     raise
                 await anyio.sleep(POLL_S)
+
+    async def _scale_for(self, experiment_id: str, spec: StrategySpec, timeout_s: float) -> None:
+        """Scale the pool a replicas strategy names, remember its first size, and wait until exactly that
+        many replicas are registered (removed ones drop out when their heartbeats lapse)."""
+        if spec.replicas is None:
+            return
+        pool, replicas = spec.replicas
+        settings = self.service.settings
+        result = await anyio.to_thread.run_sync(scale_pool, pool, replicas, settings.compose_project)
+        await self.pool.execute(
+            "UPDATE experiments SET restore = coalesce(restore, '{}') || jsonb_build_object($2::text, $3::int)"
+            " WHERE id = $1 AND NOT coalesce(restore, '{}') ? $2",
+            experiment_id,
+            pool,
+            result.previous,
+        )
+        registry = self.service.registry
+        with anyio.move_on_after(timeout_s):
+            while True:
+                registry.forget_cache()
+                if len(await registry.replicas(pool)) == replicas:
+                    return
+                await anyio.sleep(POLL_S)
+        raise errors.InvalidRequest(f"pool {pool!r} did not reach {replicas} registered replicas in {timeout_s:g} s")
+
+    async def _restore(self, experiment_id: str) -> None:
+        """Put back the pools replicas strategies scaled (once; a failure is logged, the sizes stay recorded)."""
+        restore = await self.pool.fetchval("SELECT restore FROM experiments WHERE id = $1", experiment_id)
+        for pool, replicas in (restore or {}).items():
+            try:
+                await anyio.to_thread.run_sync(scale_pool, pool, replicas, self.service.settings.compose_project)
+            except errors.ReynoldsError as err:
+                log.warning("could not restore pool size", pool=pool, replicas=replicas, error=str(err))
+                return
+        await self.pool.execute("UPDATE experiments SET restore = NULL WHERE id = $1", experiment_id)
 
     async def _finish_run(self, experiment_id: str, seq: int, task_id: str, timeout_s: float) -> None:
         engine = self.service.engine
@@ -248,6 +300,7 @@ class ExperimentRunner:
     async def _end(
         self, experiment_id: str, state: ExperimentState, report: dict[str, Any] | None, error: str | None
     ) -> None:
+        await self._restore(experiment_id)
         await self.pool.execute(
             "UPDATE experiments SET state = $2, report = $3, error = $4, finished_at = now(), lease_owner = NULL"
             " WHERE id = $1 AND state = 'running'",
@@ -305,7 +358,13 @@ def winner(by_metric: dict[str, dict[str, list[float]]], scenario: Scenario) -> 
     success = {s: sum(v) / len(v) for s, v in by_metric["success_rate"].items() if v}
     keeps_success = all(success[best] >= rate for rate in success.values())
     significant = all(p is not None and p < scenario.significance for p in ps)
-    return {"strategy": best, "metric": metric, "p_values": ps, "remembered": significant and keeps_success}
+    learnable = parse_strategy(best).learnable  # routing and replica counts are the deployment's, not auto's
+    return {
+        "strategy": best,
+        "metric": metric,
+        "p_values": ps,
+        "remembered": significant and keeps_success and learnable,
+    }
 
 
 def _innermost(err: BaseException) -> BaseException:

@@ -16,13 +16,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from scipy import stats
 
 from reynolds import errors
+from reynolds.experiments.strategies import POOL, STRATEGY_PATTERN, parse_strategy
 from reynolds.models import Plan
 
 MAX_SCENARIO_BYTES = 64_000
 MAX_RUNS = 200
 METRICS = ("makespan_s", "success_rate", "retries", "overhead_s", "parallelism", "utilisation")
 Metric = Literal["makespan_s", "success_rate", "retries", "overhead_s", "parallelism", "utilisation"]
-STRATEGY_PATTERN = r"^(sequential|parallel|hybrid:[1-9][0-9]{0,2})$"
 FILE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,100}\.ya?ml$")
 
 
@@ -65,22 +65,38 @@ class Generated(_Strict):
     duration: Duration = Field(default_factory=Duration)
     seed: Annotated[int, Field(ge=0, le=2**31)] = 0
     tool: Annotated[str, Field(min_length=1, max_length=200)] = "sleep"
+    # the demand mix over specialised pools: each component is drawn onto one, with these weights
+    # (none: the pool that offers the tool); a `pool:NAME` strategy then compares them with one generalist pool
+    pools: Annotated[
+        dict[Annotated[str, Field(pattern=rf"^{POOL}$")], Annotated[float, Field(gt=0, le=1000)]] | None,
+        Field(min_length=1, max_length=10),
+    ] = None
 
     def plan(self) -> Plan:
-        seconds = self.duration.draw(self.component_count, self.seed)
-        coins = stats.uniform().rvs(size=self.component_count**2, random_state=self.seed + 1)
+        n = self.component_count
+        seconds = self.duration.draw(n, self.seed)
+        coins = stats.uniform().rvs(size=n**2, random_state=self.seed + 1)
+        pools = self._pools(n)
         subtasks = []
-        for i in range(self.component_count):
-            deps = [f"c{j}" for j in range(i) if coins[i * self.component_count + j] < self.interdependency_ratio]
+        for i in range(n):
+            deps = [f"c{j}" for j in range(i) if coins[i * n + j] < self.interdependency_ratio]
             subtasks.append(
                 {
                     "id": f"c{i}",
                     "tool": self.tool,
                     "arguments": {"seconds": seconds[i]},
                     "depends_on": deps[-self.max_dependencies :] if self.max_dependencies else [],
+                    "pool": pools[i],
                 }
             )
         return Plan.model_validate({"subtasks": subtasks})
+
+    def _pools(self, n: int) -> list[str | None]:
+        if not self.pools:
+            return [None] * n
+        names, weights = list(self.pools), list(self.pools.values())
+        mix = stats.rv_discrete(values=(range(len(names)), [w / sum(weights) for w in weights]))
+        return [names[int(k)] for k in mix.rvs(size=n, random_state=self.seed + 2)]
 
 
 class Workload(_Strict):
@@ -133,6 +149,8 @@ class Scenario(_Strict):
     def _distinct(cls, value: list[str]) -> list[str]:
         if len(set(value)) != len(value):
             raise ValueError("each strategy may be listed once")
+        for name in value:
+            parse_strategy(name)  # its bounds (replicas) beyond what the pattern says
         return value
 
     @model_validator(mode="after")

@@ -67,7 +67,8 @@ def register_experiment_tools(mcp: MCPServer, holder: "Holder") -> None:
         wait: bool = True,
     ) -> ExperimentView:
         """Run a what-if experiment: one workload under several strategies (sequential, parallel, hybrid:K = at most
-        K subtasks at once), each run an ordinary task, strategies interleaved across repetitions. Give the
+        K subtasks at once, pool:NAME = every subtask on one generalist pool, replicas:POOL=N = POOL scaled to
+        N replicas, Docker only), each run an ordinary task, strategies interleaved across repetitions. Give the
         scenario as YAML/JSON text (`scenario`) or the name of a file in the experiments directory (`file`).
         With wait=true, progress is reported per finished run and the report returned; wait=false returns the
         id at once (poll get_experiment). Measures come from Reynolds' own records; statistics from scipy."""

@@ -3,6 +3,7 @@ Tests run in file order; the last one takes the deployment down and up again."""
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 import uuid
 from collections import Counter
@@ -205,6 +206,37 @@ async def test_scale_a_pool_up_and_down(system: System, tool: Tool) -> None:
         refused = await client.call_tool("scale_pool", {"pool": "nope", "replicas": 1})
     assert refused.is_error
     assert "unknown pool 'nope'" in refused.content[0].text
+
+
+async def test_an_experiment_compares_replica_counts_and_puts_the_pool_back(system: System, tool: Tool) -> None:
+    before = len(system.containers("workbench-agent"))
+    sleeps = [{"id": f"s{i}", "tool": "sleep", "arguments": {"seconds": 0.2}} for i in range(4)]
+    scenario = {
+        "name": "replica-counts",
+        "workload": {"plan": {"subtasks": sleeps}},
+        "strategies": [f"replicas:workbench={before + 1}", "replicas:workbench=1"],
+        "repetitions": 1,
+        "timeout_s": 120,
+    }
+    started = await tool("run_experiment", scenario=json.dumps(scenario), wait=False)
+
+    async def ended() -> dict | None:
+        view = await tool("get_experiment", experiment_id=started["experiment_id"])
+        return view if view["state"] != "running" else None
+
+    view = await eventually(ended, 300, "the replica-count experiment to end", every=2)
+    assert view["state"] == "succeeded", view
+    for run in view["runs"]:
+        task = await tool("get_task", task_id=run["task_id"])
+        assert task["state"] == "succeeded", explain(task)
+        if run["strategy"] == "replicas:workbench=1":  # only one replica was registered when it ran
+            assert len({s["agent_id"] for s in task["subtasks"]}) == 1, task["subtasks"]
+    assert len(system.containers("workbench-agent")) == before  # the experiment put the pool back
+    await eventually(lambda: _registered(tool, "workbench", before), 90, f"{before} workbench replicas again")
+
+
+async def _registered(tool: Tool, pool: str, n: int) -> bool:
+    return len(await replicas(tool, pool)) == n
 
 
 async def test_finished_task_survives_down_and_up(system: System, tool: Tool) -> None:

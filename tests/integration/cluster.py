@@ -171,13 +171,18 @@ class Cluster:
         port = free_port()
         name = f"{kind}-{len(self.agents)}"
         home = self.workdir / name
+        pool = settings.get("AGENT_POOL") or AGENT_TYPES[kind][1]  # a pool of its own needs that pool's token
+        token_file = self.workdir / f"agent_token_{pool}"
+        if not token_file.exists():
+            token_file.write_text(self.pool_token(pool))
+            token_file.chmod(0o600)
         proc = Proc(
             name,
             [sys.executable, "-m", "reynolds", "agent"],
             self._env(
                 {
                     "AGENT_TYPE": kind,
-                    "AGENT_TOKEN_FILE": str(self.workdir / f"agent_token_{AGENT_TYPES[kind][1]}"),
+                    "AGENT_TOKEN_FILE": str(token_file),
                     "AGENT_ID": name,
                     "AGENT_PORT": str(port),
                     "AGENT_HOST": "127.0.0.1",

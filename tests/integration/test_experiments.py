@@ -15,6 +15,7 @@ from scipy import stats as sp
 
 from reynolds.client import call
 from reynolds.errors import ReynoldsError
+from reynolds.experiments.scenario import Generated
 from tests.integration.cluster import REPO, Cluster, Proc
 from tests.integration.conftest import inflight_is, respawn, sql, start_workbench, wait_task, wait_until
 
@@ -121,7 +122,7 @@ async def test_experiment_compares_strategies_on_real_tasks(reynolds_cluster: Cl
 @pytest.mark.anyio
 async def test_strategy_auto_uses_the_remembered_winner(reynolds_cluster: Cluster) -> None:
     start_workbench(reynolds_cluster)
-    from reynolds.experiments.lanes import plan_shape
+    from reynolds.experiments.strategies import plan_shape
     from reynolds.models import Plan
 
     wide = sleeps(0, 4)
@@ -232,3 +233,50 @@ async def test_experiment_resumes_after_reynolds_is_killed(reynolds_cluster: Clu
     assert sorted(t["goal"] for t in tasks) == sorted(
         f"experiment {experiment_id} run {r['seq']} ({r['strategy']})" for r in done["runs"]
     )
+
+
+@pytest.mark.anyio
+async def test_pool_routing_compares_specialised_pools_with_one_generalist_pool(reynolds_cluster: Cluster) -> None:
+    c = reynolds_cluster
+    c.start_reynolds()
+    fleet = {"alpha": 1, "beta": 1, "general": 2}  # one call at a time per replica: the pools' sizes matter
+    agents = [
+        c.start_agent("workbench", AGENT_POOL=pool, AGENT_MAX_CONCURRENCY="1")
+        for pool, n in fleet.items()
+        for _ in range(n)
+    ]
+    c.wait_registered([a.name for a in agents])
+    generate = {"component_count": 6, "interdependency_ratio": 0, "duration": {"seconds": 0.1}, "seed": 1}
+    generate["pools"] = {"alpha": 3, "beta": 1}  # the demand mix over the specialised pools
+    text = yaml.safe_dump(
+        {"name": "routing", "workload": {"generate": generate}, "strategies": ["parallel", "pool:general"]}
+        | {"repetitions": 1}
+    )
+    async with c.client() as client:
+        found = await call(client, "run_experiment", {"scenario": text})
+    assert found["state"] == "succeeded", found
+    drawn = {s.id: s.pool for s in Generated.model_validate(generate).plan().subtasks}
+    assert set(drawn.values()) == {"alpha", "beta"}
+    home = {a.name: a.env["AGENT_POOL"] for a in agents}
+    for run in found["runs"]:
+        rows = await sql(c, "SELECT id, pool, agent_id FROM subtasks WHERE task_id = $1::uuid", run["task_id"])
+        expected = {r["id"]: "general" for r in rows} if run["strategy"] == "pool:general" else drawn
+        assert {r["id"]: r["pool"] for r in rows} == expected, run["strategy"]
+        assert all(home[r["agent_id"]] == r["pool"] for r in rows)  # each ran on a replica of its pool
+    assert found["report"]["winner"]["remembered"] is False  # routing is the deployment's choice, not auto's
+
+
+@pytest.mark.anyio
+async def test_routing_to_a_pool_that_lacks_a_tool_or_scaling_without_docker_stores_nothing(
+    reynolds_cluster: Cluster,
+) -> None:
+    start_workbench(reynolds_cluster)
+    async with reynolds_cluster.client() as client:
+        for strategy, message in [
+            ("pool:nowhere", "pool 'nowhere' has no tool 'sleep'"),
+            ("replicas:workbench=2", "strategy 'replicas:workbench=2' scales pool 'workbench'"),
+            ("replicas:search=2", "unknown pool 'search'"),
+        ]:
+            with pytest.raises(ReynoldsError, match=message):
+                await call(client, "run_experiment", {"scenario": scenario(sleeps(0.1, 1), ["parallel", strategy], 1)})
+    assert await sql(reynolds_cluster, "SELECT id FROM experiments") == []

@@ -38,3 +38,13 @@ def test_a_winner_within_noise_is_not_remembered() -> None:
 def test_a_faster_but_less_reliable_strategy_is_not_remembered() -> None:
     w = winner(by_metric([1.0, 1.1, 0.9], [2.0, 2.1, 1.9], success_parallel=0.5), SCENARIO)
     assert w is not None and w["strategy"] == "parallel" and not w["remembered"]
+
+
+def test_a_routing_or_replica_winner_is_reported_but_not_remembered() -> None:
+    scenario = parse("name: w\nworkload: {generate: {component_count: 2}}\nstrategies: [parallel, 'pool:general']\n")
+    samples = {
+        "makespan_s": {"parallel": [2.0, 2.1, 1.9], "pool:general": [1.0, 1.1, 0.9]},
+        "success_rate": {"parallel": [1.0] * 3, "pool:general": [1.0] * 3},
+    }
+    w = winner(samples, scenario)
+    assert w is not None and w["strategy"] == "pool:general" and not w["remembered"]  # auto cannot apply it

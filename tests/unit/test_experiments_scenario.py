@@ -29,7 +29,7 @@ def test_a_good_scenario_parses() -> None:
     assert len(s.workload.resolve().subtasks) == 4
 
 
-@pytest.mark.parametrize("name", ["generated-dag.yaml", "deployment-strategies.yaml"])
+@pytest.mark.parametrize("name", ["generated-dag.yaml", "deployment-strategies.yaml", "routing.yaml"])
 def test_the_shipped_scenarios_parse(name: str) -> None:
     parse(read_file(REPO / "experiments", name))
 
@@ -42,6 +42,10 @@ def test_the_shipped_scenarios_parse(name: str) -> None:
         ({"strategies": ["parallel", "warp-speed"]}, "strategies.1"),
         ({"strategies": ["parallel", "parallel"]}, "strategies"),
         ({"strategies": ["parallel", "hybrid:0"]}, "strategies.1"),
+        ({"strategies": ["parallel", "pool:Not A Pool"]}, "strategies.1"),
+        ({"strategies": ["parallel", "replicas:code=51"]}, "at most 50 replicas"),
+        ({"workload": {"generate": {"component_count": 3, "pools": {"Bad Pool": 1}}}}, "workload.generate.pools"),
+        ({"workload": {"generate": {"component_count": 3, "pools": {"alpha": 0}}}}, "pools.alpha"),
         ({"significance": 2}, "significance"),
         ({"workload": {}}, "workload"),
         ({"workload": {"generate": {"component_count": 10**6}}}, "workload.generate.component_count"),
@@ -126,3 +130,11 @@ def test_generated_durations_follow_the_distribution() -> None:
     seconds = [s.arguments["seconds"] for s in g.plan().subtasks]
     assert all(0 <= x <= 60 for x in seconds)
     assert 0.35 < sum(seconds) / len(seconds) < 0.65
+
+
+def test_a_generated_demand_mix_draws_each_component_onto_a_pool_by_weight() -> None:
+    g = Generated.model_validate({"component_count": 200, "pools": {"alpha": 3, "beta": 1}, "seed": 5})
+    pools = [s.pool for s in g.plan().subtasks]
+    assert pools == [s.pool for s in g.plan().subtasks]  # same seed, same mix
+    assert set(pools) == {"alpha", "beta"} and 0.65 < pools.count("alpha") / 200 < 0.85
+    assert all(s.pool is None for s in Generated(component_count=3).plan().subtasks)  # the tool's own pool

@@ -1,8 +1,11 @@
-"""Hybrid lanes cap concurrency with ordering-only edges; plan shapes ignore arguments."""
+"""Strategy names and what they change: hybrid lanes cap concurrency with ordering-only edges, pool routing
+puts every subtask on one pool, replica counts name a pool size; plan shapes ignore arguments."""
 
 from __future__ import annotations
 
-from reynolds.experiments.lanes import chain_lanes, parse_strategy, plan_shape
+import pytest
+
+from reynolds.experiments.strategies import StrategySpec, chain_lanes, parse_strategy, plan_shape, routed
 from reynolds.models import Plan
 from reynolds.plan import build_plan
 
@@ -18,8 +21,28 @@ def wide(n: int) -> Plan:
 
 
 def test_parse_strategy() -> None:
-    assert parse_strategy("hybrid:3") == ("parallel", 3)
-    assert parse_strategy("sequential") == ("sequential", None)
+    assert parse_strategy("hybrid:3") == StrategySpec("parallel", lanes=3)
+    assert parse_strategy("sequential") == StrategySpec("sequential")
+    assert parse_strategy("pool:general") == StrategySpec("parallel", pool="general")
+    assert parse_strategy("replicas:code=3") == StrategySpec("parallel", replicas=("code", 3))
+    assert parse_strategy("hybrid:2").learnable and not parse_strategy("pool:general").learnable
+    assert not parse_strategy("replicas:code=3").learnable
+
+
+@pytest.mark.parametrize("name", ["pool:", "pool:Bad Name", "replicas:code=0", "replicas:x", "replicas:x=51", "?"])
+def test_unknown_or_out_of_bounds_strategies_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="strateg"):
+        parse_strategy(name)
+
+
+def test_pool_routing_moves_every_subtask_and_leaves_the_plan_alone() -> None:
+    plan = Plan.model_validate(
+        {"subtasks": [{"id": "a", "tool": "sleep", "pool": "alpha"}, {"id": "b", "tool": "echo"}]}
+    )
+    moved = routed(plan, parse_strategy("pool:general"))
+    assert [s.pool for s in moved.subtasks] == ["general", "general"]
+    assert [s.pool for s in plan.subtasks] == ["alpha", None]
+    assert routed(plan, parse_strategy("parallel")) is plan
 
 
 def test_lanes_deal_the_plan_round_robin() -> None:
