@@ -73,6 +73,7 @@ ALL_MIGRATIONS = [
     "005_workspace",
     "006_identity_tenancy",
     "010_experiments",
+    "011_experiment_replicas",
 ]
 
 
