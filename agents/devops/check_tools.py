@@ -138,7 +138,7 @@ def register_workflow(server: MCPServer, runtime: AgentRuntime) -> None:
         where = resolved.relative_to(layers.workspace.resolve())
         cwd, name = where.parent.as_posix(), where.name
         engine = await zizmor.lint(runtime.sandbox, cwd, name)
-        checks = await actionlint.lint(runtime.sandbox, cwd, name, layers.knowledge / ACTIONLINT)
+        checks = await actionlint.lint(runtime.sandbox, text, where.as_posix(), layers.knowledge / ACTIONLINT)
         findings = workflow.combine(findings, [*engine.findings, *checks], engine.parsed)
         used = "zizmor + actionlint" if engine.parsed else "actionlint (zizmor refused the file: not a valid workflow)"
         fields = report_fields(layers, "lint_workflow", path, findings)

@@ -215,22 +215,24 @@ async def test_actionlint_reports_retired_runtimes_and_expression_errors(agent_c
 
 
 @pytest.mark.anyio
-async def test_a_repository_actionlint_config_cannot_switch_checks_off(agent_client) -> None:
-    async def repository_that_ignores_everything(kind: str):
+@pytest.mark.parametrize("config", ['paths:\n  "**/*":\n    ignore: [".*"]\n', "paths: [\n"])
+async def test_a_repository_actionlint_config_is_never_read(agent_client, config: str) -> None:
+    async def repository_with_its_own_config(kind: str):
         client, runtime = await agent_client(kind)
         await anyio.run_process(["git", "init", "-q", str(runtime.layers.workspace)])  # actionlint's project root
         (runtime.layers.workspace / ".github").mkdir()
-        (runtime.layers.workspace / ".github" / "actionlint.yaml").write_text('paths:\n  "**/*":\n    ignore: [".*"]\n')
+        (runtime.layers.workspace / ".github" / "actionlint.yaml").write_text(config)  # ignore-all, or malformed
         return client, runtime
 
-    report = await lint(repository_that_ignores_everything, RETIRED)
+    report = await lint(repository_with_its_own_config, RETIRED + "      - uses: ./../../../etc\n")
     assert any(f["rule"] == "actionlint:action" for f in report["findings"]), report["findings"]
 
 
-def test_actionlint_runs_no_other_program_and_reads_the_team_config() -> None:
+def test_actionlint_reads_stdin_runs_no_other_program_and_uses_the_team_config() -> None:
     argv = actionlint.command("actionlint", Path("/k/actionlint.yaml"), "-config-file=x.yml")
-    assert "-shellcheck=" in argv and "-pyflakes=" in argv
-    assert argv[argv.index("-config-file") + 1] == "/k/actionlint.yaml" and argv[-1] == "./-config-file=x.yml"
+    assert "-shellcheck=" in argv and "-pyflakes=" in argv and argv[-1] == "-"
+    assert argv[argv.index("-config-file") + 1] == "/k/actionlint.yaml"
+    assert argv[argv.index("-stdin-filename") + 1] == "-config-file=x.yml"  # a flag's value, never a flag
 
 
 @pytest.mark.anyio
