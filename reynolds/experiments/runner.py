@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("reynolds.experiments")
 POLL_S = 0.5  # how often an idle runner looks for an experiment to drive
 LOWER_IS_BETTER = {"makespan_s", "retries", "overhead_s"}
+RESTORE_BOUND_S = 120.0  # putting pools back, even while the process stops
 
 
 class ExperimentState(StrEnum):
@@ -87,7 +88,7 @@ async def _check_replicas(service: Service, name: str, pool: str) -> None:
     if service.settings.autoscale and pool in service.settings.autoscale_pools:
         raise errors.InvalidRequest(f"strategy {name!r}: pool {pool!r} is autoscaled (REYNOLDS_AUTOSCALE)")
     try:
-        await anyio.to_thread.run_sync(check_scalable, pool)
+        await anyio.to_thread.run_sync(check_scalable, pool, service.settings.compose_project)
     except errors.ReynoldsError as err:
         raise errors.InvalidRequest(f"strategy {name!r} scales pool {pool!r}: {err}") from None
 
@@ -166,7 +167,9 @@ class ExperimentRunner:
                 await self._runs(experiment_id, scenario, plan)
             except errors.InvalidRequest as err:  # the workload no longer runs here (e.g. a tool went away)
                 await self._end(experiment_id, ExperimentState.FAILED, None, str(err))
-            await self._restore(experiment_id)  # cancelled meanwhile: the pools still go back
+            finally:  # ended, cancelled meanwhile, or this process is stopping: the pools go back
+                with anyio.CancelScope(shield=True), anyio.move_on_after(RESTORE_BOUND_S):
+                    await self._restore(experiment_id)
             tg.cancel_scope.cancel()
 
     async def _runs(self, experiment_id: str, scenario: Scenario, plan: Plan) -> None:
@@ -232,11 +235,15 @@ class ExperimentRunner:
     async def _scale_for(self, experiment_id: str, spec: StrategySpec, timeout_s: float) -> None:
         """Scale the pool a replicas strategy names, remember its first size, and wait until exactly that
         many replicas are registered (removed ones drop out when their heartbeats lapse)."""
-        if spec.replicas is None:
+        if spec.replicas is None:  # runs of other strategies see the pools as the experiment found them
+            for pool, replicas in (await self._restore(experiment_id)).items():
+                await self._await_replicas(experiment_id, pool, replicas, timeout_s)
             return
         pool, replicas = spec.replicas
-        settings = self.service.settings
-        result = await anyio.to_thread.run_sync(scale_pool, pool, replicas, settings.compose_project)
+        try:
+            result = await anyio.to_thread.run_sync(scale_pool, pool, replicas, self.service.settings.compose_project)
+        except errors.ReynoldsError as err:  # Docker went away or refused: the experiment cannot go on
+            raise errors.InvalidRequest(f"could not scale pool {pool!r} to {replicas}: {err}") from None
         await self.pool.execute(
             "UPDATE experiments SET restore = coalesce(restore, '{}') || jsonb_build_object($2::text, $3::int)"
             " WHERE id = $1 AND NOT coalesce(restore, '{}') ? $2",
@@ -244,25 +251,33 @@ class ExperimentRunner:
             pool,
             result.previous,
         )
+        await self._await_replicas(experiment_id, pool, replicas, timeout_s)
+
+    async def _await_replicas(self, experiment_id: str, pool: str, replicas: int, timeout_s: float) -> None:
+        """Until exactly ``replicas`` of ``pool`` are registered (removed ones drop out when their heartbeats
+        lapse), the experiment stops running, or ``timeout_s`` passes (InvalidRequest: it fails)."""
         registry = self.service.registry
         with anyio.move_on_after(timeout_s):
-            while True:
+            while await self._still_running(experiment_id):
                 registry.forget_cache()
                 if len(await registry.replicas(pool)) == replicas:
                     return
                 await anyio.sleep(POLL_S)
+            return
         raise errors.InvalidRequest(f"pool {pool!r} did not reach {replicas} registered replicas in {timeout_s:g} s")
 
-    async def _restore(self, experiment_id: str) -> None:
-        """Put back the pools replicas strategies scaled (once; a failure is logged, the sizes stay recorded)."""
+    async def _restore(self, experiment_id: str) -> dict[str, int]:
+        """Put back the pools replicas strategies scaled, and return what was put back. A failure is logged
+        and the sizes stay recorded, so a later restore tries again."""
         restore = await self.pool.fetchval("SELECT restore FROM experiments WHERE id = $1", experiment_id)
         for pool, replicas in (restore or {}).items():
             try:
                 await anyio.to_thread.run_sync(scale_pool, pool, replicas, self.service.settings.compose_project)
             except errors.ReynoldsError as err:
                 log.warning("could not restore pool size", pool=pool, replicas=replicas, error=str(err))
-                return
+                return {}
         await self.pool.execute("UPDATE experiments SET restore = NULL WHERE id = $1", experiment_id)
+        return restore or {}
 
     async def _finish_run(self, experiment_id: str, seq: int, task_id: str, timeout_s: float) -> None:
         engine = self.service.engine

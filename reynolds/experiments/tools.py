@@ -12,11 +12,12 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
 from reynolds import errors
-from reynolds.auth import Principal, require
+from reynolds.auth import Principal, allowed, require
 from reynolds.experiments import runner
 from reynolds.experiments import scenario as scenarios
 from reynolds.experiments.report import markdown
 from reynolds.experiments.runner import ExperimentState
+from reynolds.experiments.strategies import parse_strategy
 
 if TYPE_CHECKING:
     from reynolds.server import Holder
@@ -66,18 +67,22 @@ def register_experiment_tools(mcp: MCPServer, holder: "Holder") -> None:
         file: Annotated[str | None, Field(max_length=120)] = None,
         wait: bool = True,
     ) -> ExperimentView:
-        """Run a what-if experiment: one workload under several strategies (sequential, parallel, hybrid:K = at most
-        K subtasks at once, pool:NAME = every subtask on one generalist pool, replicas:POOL=N = POOL scaled to
-        N replicas, Docker only), each run an ordinary task, strategies interleaved across repetitions. Give the
-        scenario as YAML/JSON text (`scenario`) or the name of a file in the experiments directory (`file`).
-        With wait=true, progress is reported per finished run and the report returned; wait=false returns the
-        id at once (poll get_experiment). Measures come from Reynolds' own records; statistics from scipy."""
+        """Run a what-if experiment: one workload under several strategies (sequential, parallel, hybrid:K = at
+        most K subtasks at once, pool:NAME = every subtask on one generalist pool, replicas:POOL=N = POOL scaled
+        to N replicas: needs Docker and the admin scope), each run an ordinary task, strategies interleaved
+        across repetitions. Give the scenario as YAML/JSON text (`scenario`) or the name of a file in the
+        experiments directory (`file`). With wait=true, progress is reported per finished run and the report
+        returned; wait=false returns the id at once (poll get_experiment). Measures come from Reynolds' own
+        records; statistics from scipy."""
         principal = require(ctx, "submit")
         service = holder.get()
         if (scenario is None) == (file is None):
             raise errors.InvalidRequest("give exactly one of scenario (YAML text) or file (a name in experiments/)")
         text = scenario if file is None else scenarios.read_file(service.settings.experiments_dir, file)
-        experiment_id = await runner.create(service, scenarios.parse(text), principal.name)
+        parsed = scenarios.parse(text)
+        if any(parse_strategy(name).replicas for name in parsed.strategies):
+            allowed(principal, "admin")  # it resizes shared pools, as scale_pool does
+        experiment_id = await runner.create(service, parsed, principal.name)
         if not wait:
             return await view(service.store.pool, experiment_id, principal)
         return await follow(service.store.pool, experiment_id, ctx, principal)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -270,13 +271,24 @@ async def test_pool_routing_compares_specialised_pools_with_one_generalist_pool(
 async def test_routing_to_a_pool_that_lacks_a_tool_or_scaling_without_docker_stores_nothing(
     reynolds_cluster: Cluster,
 ) -> None:
+    admin = uuid.uuid4().hex
+    with (reynolds_cluster.workdir / "client_token").open("a") as tokens:
+        tokens.write(f"\n{admin} ops read,submit,admin\n")
     start_workbench(reynolds_cluster)
-    async with reynolds_cluster.client() as client:
+
+    def text(strategy: str) -> str:
+        return scenario(sleeps(0.1, 1), ["parallel", strategy], 1)
+
+    async with reynolds_cluster.client() as client:  # read and submit: no pool resizing
+        with pytest.raises(ReynoldsError, match="pool 'nowhere' has no tool 'sleep'"):
+            await call(client, "run_experiment", {"scenario": text("pool:nowhere")})
+        with pytest.raises(ReynoldsError, match="lacks the 'admin' scope"):
+            await call(client, "run_experiment", {"scenario": text("replicas:workbench=2")})
+    async with reynolds_cluster.client(token=admin) as client:
         for strategy, message in [
-            ("pool:nowhere", "pool 'nowhere' has no tool 'sleep'"),
             ("replicas:workbench=2", "strategy 'replicas:workbench=2' scales pool 'workbench'"),
             ("replicas:search=2", "unknown pool 'search'"),
         ]:
             with pytest.raises(ReynoldsError, match=message):
-                await call(client, "run_experiment", {"scenario": scenario(sleeps(0.1, 1), ["parallel", strategy], 1)})
+                await call(client, "run_experiment", {"scenario": text(strategy)})
     assert await sql(reynolds_cluster, "SELECT id FROM experiments") == []
