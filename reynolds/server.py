@@ -39,6 +39,7 @@ from reynolds.auth import (
     principal_of,
     require,
 )
+from reynolds.client_log import Levels, TaskLog, answer_set_level, session_key
 from reynolds.config import Settings
 from reynolds.decompose import SYSTEM_PROMPT, parse_plan, plan_from_goal, retry_messages, sampling_messages
 from reynolds.experiments.tools import register_experiment_tools
@@ -101,6 +102,8 @@ def client_server(holder: Holder, state_key: str) -> MCPServer:
         request_state_security=RequestStateSecurity(keys=[state_key]),
         extensions=[ui.task_app()],
     )
+    levels = Levels()
+    answer_set_level(mcp, levels)  # logging/setLevel for handshake-era clients
 
     # Planning from a goal asks the client's LLM through MCP sampling (when the client offers it). The SDK
     # runs these resolvers before the tool body and, on 2026-07-28 connections, resumes the call when the
@@ -183,11 +186,15 @@ def client_server(holder: Holder, state_key: str) -> MCPServer:
         )
         if not wait:
             return reply(await service.engine.get_task(task_id))
+        events = TaskLog(ctx, service.store, task_id, levels.get(session_key(ctx)))
 
         async def progress(done: float, total: float | None, message: str | None) -> None:
             await ctx.report_progress(done, total, message)
+            await events.flush()  # the events behind the new count, as log messages
 
-        return reply(await service.engine.wait(task_id, progress))
+        view = await service.engine.wait(task_id, progress)
+        await events.flush()
+        return reply(view)
 
     @mcp.tool()
     async def plan_task(

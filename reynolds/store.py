@@ -772,6 +772,18 @@ class Store:
         )
         return [EventView(**dict(r)) for r in rows]
 
+    async def events_after(
+        self, task_id: str, after: int, limit: int = 500
+    ) -> list[tuple[int, str | None, str, dict[str, Any]]]:
+        """(id, subtask id, kind, data) of a task's events with ids above ``after``, oldest first."""
+        rows = await self.pool.fetch(
+            "SELECT id, subtask_id, kind, data FROM events WHERE task_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+            UUID(task_id),
+            after,
+            limit,
+        )
+        return [(r["id"], r["subtask_id"], r["kind"], r["data"]) for r in rows]
+
     async def _event(
         self, conn: asyncpg.Connection, tid: UUID, subtask_id: str | None, kind: str, data: dict[str, Any]
     ) -> None:
