@@ -91,9 +91,7 @@ trap cleanup EXIT
 
 # ------------------------------------------------------------------------------------------ stages
 host_tools() {
-  local missing=()
-  command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
-  command -v zstd >/dev/null || missing+=(zstd)
+  local missing=() # (scripts/base-image.sh installs its own tools)
   python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv) # scripts/compose-v2.sh makes a venv
   if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get update -q

@@ -33,8 +33,14 @@ if [ -z "${REBUILD:-}" ] && [ -f "$tarball" ]; then
   exit 0
 fi
 
-command -v mmdebstrap >/dev/null || { echo "mmdebstrap missing: apt-get install -y mmdebstrap" >&2; exit 1; }
-command -v zstd >/dev/null || { echo "zstd missing: apt-get install -y zstd" >&2; exit 1; }
+missing=()
+command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+command -v zstd >/dev/null || missing+=(zstd)
+if [ ${#missing[@]} -gt 0 ]; then
+  [ "$(id -u)" = 0 ] || { echo "missing: ${missing[*]} (apt-get install -y ${missing[*]})" >&2; exit 1; }
+  DEBIAN_FRONTEND=noninteractive apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
 
 # The archive is whatever the host's apt already uses; nothing is hard-coded.
 uris=$(apt-get indextargets --format '$(REPO_URI)' 'Created-By: Packages' | sort -u)

@@ -44,11 +44,12 @@ async def test_metrics_and_ready_endpoints(reynolds_cluster: Cluster) -> None:
     assert task["state"] == "succeeded", task
 
     async def gauges_refreshed() -> str | None:
-        # gauges are refreshed by an upkeep loop every couple of seconds
+        # gauges are refreshed by an upkeep loop every couple of seconds: wait for a refresh after the task
         text = await metrics_text(reynolds)
-        return text if sample(text, "reynolds_agents", pool="workbench", state="healthy") == 2 else None
+        healthy = sample(text, "reynolds_agents", pool="workbench", state="healthy") == 2
+        return text if healthy and sample(text, "reynolds_queue_depth", pool="workbench") == 0 else None
 
-    metrics = await wait_until(gauges_refreshed, 10, "reynolds_agents to count both replicas")
+    metrics = await wait_until(gauges_refreshed, 10, "gauges to count both replicas and an empty queue")
     assert sample(metrics, "reynolds_tasks_submitted_total") == 1
     assert sample(metrics, "reynolds_tasks_total", state="succeeded") == 1
     assert sample(metrics, "reynolds_subtasks_total", pool="workbench", state="succeeded") == 2
