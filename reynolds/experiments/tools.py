@@ -63,7 +63,8 @@ def register_experiment_tools(mcp: MCPServer, holder: "Holder") -> None:
     @mcp.tool()
     async def run_experiment(
         ctx: Context,
-        scenario: Annotated[str | None, Field(max_length=scenarios.MAX_SCENARIO_BYTES)] = None,
+        # JSON text arrives already parsed (the SDK decodes JSON-looking string arguments): both are accepted
+        scenario: Annotated[str, Field(max_length=scenarios.MAX_SCENARIO_BYTES)] | dict[str, Any] | None = None,
         file: Annotated[str | None, Field(max_length=120)] = None,
         wait: bool = True,
     ) -> ExperimentView:

@@ -292,3 +292,13 @@ async def test_routing_to_a_pool_that_lacks_a_tool_or_scaling_without_docker_sto
             with pytest.raises(ReynoldsError, match=message):
                 await call(client, "run_experiment", {"scenario": text(strategy)})
     assert await sql(reynolds_cluster, "SELECT id FROM experiments") == []
+
+
+@pytest.mark.anyio
+async def test_a_scenario_given_as_json_text_runs(reynolds_cluster: Cluster) -> None:
+    start_workbench(reynolds_cluster)
+    text = json.dumps({"name": "json", "workload": {"plan": sleeps(0.05, 2)}, "strategies": ["sequential", "parallel"]})
+    async with reynolds_cluster.client() as client:
+        found = await call(client, "run_experiment", {"scenario": text})
+        again = await call(client, "run_experiment", {"scenario": json.loads(text) | {"repetitions": 1}})
+    assert found["state"] == "succeeded" and again["state"] == "succeeded", (found, again)
