@@ -22,7 +22,7 @@ from typing import Any, get_args
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import EmptyResult, LoggingLevel, SetLevelRequestParams
 
-from reynolds.auth import principal_of
+from reynolds.auth import caller_in
 from reynolds.store import Store
 
 LEVELS: tuple[LoggingLevel, ...] = get_args(LoggingLevel)  # RFC 5424, least severe first
@@ -57,28 +57,20 @@ class Levels:
         return self._levels.get(key, DEFAULT_LEVEL)
 
 
-def session_key(ctx: Any) -> tuple[str, str]:
-    """(caller, Mcp-Session-Id) of a tool's request; the session part is empty on stateless connections."""
-    request = getattr(ctx.request_context, "request", None)
+def session_key(request: Any) -> tuple[str, str]:
+    """(caller, Mcp-Session-Id) of a request's HTTP request; the session part is empty on stateless connections."""
     headers = getattr(request, "headers", None) or {}
-    return principal_of(ctx).name, headers.get("mcp-session-id", "")
+    return caller_in(getattr(request, "scope", None) or {}).name, headers.get("mcp-session-id", "")
 
 
 def answer_set_level(mcp: MCPServer, levels: Levels) -> None:
     """Answer ``logging/setLevel`` (handshake era) by remembering the level for the caller's session."""
 
     async def set_level(ctx: Any, params: SetLevelRequestParams) -> EmptyResult:
-        levels.set(session_key(_Wrapped(ctx)), params.level)
+        levels.set(session_key(ctx.request), params.level)
         return EmptyResult()
 
     mcp._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, set_level)
-
-
-class _Wrapped:
-    """A low-level request context shaped like a tool's Context, for ``principal_of``."""
-
-    def __init__(self, request_context: Any) -> None:
-        self.request_context = request_context
 
 
 class TaskLog:

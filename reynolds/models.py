@@ -37,6 +37,7 @@ TERMINAL_SUBTASK_STATES = frozenset(
 )
 TERMINAL_TASK_STATES = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED})
 
+POOL_NAME = r"[a-z0-9][a-z0-9_-]{0,63}"  # how pools are named: the pools file, agents, tools, experiments
 Strategy = Literal["parallel", "sequential", "auto"]
 
 

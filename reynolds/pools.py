@@ -29,6 +29,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from reynolds import errors
+from reynolds.models import POOL_NAME
 
 if TYPE_CHECKING:
     from reynolds.registry import Registry, Replica
@@ -53,7 +54,7 @@ def _check_url(url: str) -> str:
 class PoolSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    name: str = Field(pattern=rf"^{POOL_NAME}$")
     url: str | None = Field(None, max_length=2000)
     urls: list[Annotated[str, Field(max_length=2000)]] | None = Field(None, min_length=1, max_length=MAX_URLS)
     health_url: str | None = Field(None, max_length=2000)

@@ -44,6 +44,7 @@ from reynolds.config import Settings
 from reynolds.decompose import SYSTEM_PROMPT, parse_plan, plan_from_goal, retry_messages, sampling_messages
 from reynolds.experiments.tools import register_experiment_tools
 from reynolds.models import (
+    POOL_NAME,
     AgentsView,
     Plan,
     Planning,
@@ -186,7 +187,7 @@ def client_server(holder: Holder, state_key: str) -> MCPServer:
         )
         if not wait:
             return reply(await service.engine.get_task(task_id))
-        events = TaskLog(ctx, service.store, task_id, levels.get(session_key(ctx)))
+        events = TaskLog(ctx, service.store, task_id, levels.get(session_key(ctx.request_context.request)))
 
         async def progress(done: float, total: float | None, message: str | None) -> None:
             await ctx.report_progress(done, total, message)
@@ -357,7 +358,7 @@ class HandoffResult(BaseModel):
 
 
 AGENT_ID = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
-POOL = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+POOL = Field(pattern=rf"^{POOL_NAME}$")
 LEASE = Field(min_length=1, max_length=128)
 
 

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from reynolds.config import read_secret_files
+from reynolds.models import POOL_NAME
 
 # Agent types shipped with Reynolds: short name -> (AGENT_TYPE, pool, module holding register_tools).
 AGENT_TYPES: dict[str, tuple[str, str, str]] = {
@@ -30,7 +31,7 @@ class AgentSettings(BaseSettings):
     agent_id: str = Field(default_factory=socket.gethostname, description="unique per replica")
     agent_pool: str = Field(
         "",
-        pattern=r"^([a-z0-9][a-z0-9_-]{0,63})?$",
+        pattern=rf"^({POOL_NAME})?$",
         description="the pool this replica joins (its token must be that pool's); default: its type's pool",
     )
     mcp_endpoint: str = Field("", description="Reynolds' agent endpoint, e.g. http://reynolds:8080/agents/mcp")

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from scipy import stats
 
 from reynolds import errors
-from reynolds.experiments.strategies import POOL, STRATEGY_PATTERN, parse_strategy
-from reynolds.models import Plan
+from reynolds.experiments.strategies import STRATEGY_PATTERN, parse_strategy
+from reynolds.models import POOL_NAME, Plan
 
 MAX_SCENARIO_BYTES = 64_000
 MAX_RUNS = 200
@@ -68,7 +68,7 @@ class Generated(_Strict):
     # the demand mix over specialised pools: each component is drawn onto one, with these weights
     # (none: the pool that offers the tool); a `pool:NAME` strategy then compares them with one generalist pool
     pools: Annotated[
-        dict[Annotated[str, Field(pattern=rf"^{POOL}$")], Annotated[float, Field(gt=0, le=1000)]] | None,
+        dict[Annotated[str, Field(pattern=rf"^{POOL_NAME}$")], Annotated[float, Field(gt=0, le=1000)]] | None,
         Field(min_length=1, max_length=10),
     ] = None
 

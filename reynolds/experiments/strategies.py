@@ -25,12 +25,13 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from reynolds.models import Plan, PlanView, Strategy
+from reynolds.models import POOL_NAME, Plan, PlanView, Strategy
 from reynolds.plan import references
 from reynolds.scaling import MAX_REPLICAS
 
-POOL = r"[a-z0-9][a-z0-9_-]{0,63}"  # a pool name, as the pools file and agents spell it
-STRATEGY_PATTERN = rf"^(sequential|parallel|hybrid:[1-9][0-9]{{0,2}}|pool:{POOL}|replicas:{POOL}=[1-9][0-9]?)$"
+STRATEGY_PATTERN = (
+    rf"^(sequential|parallel|hybrid:[1-9][0-9]{{0,2}}|pool:{POOL_NAME}|replicas:{POOL_NAME}=[1-9][0-9]?)$"
+)
 
 
 @dataclass(frozen=True)
