@@ -56,7 +56,7 @@ def configure_logging(level: str = "INFO", secrets: Iterable[str] = (), fmt: Log
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, redactor, render],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(sys.stderr),  # one write per line: workers share stderr
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(sys.stderr)
