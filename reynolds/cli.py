@@ -17,6 +17,7 @@ from typing import Any
 
 import anyio
 import click
+import structlog
 import uvicorn
 import yaml
 from rich.console import Console
@@ -41,22 +42,36 @@ def main() -> None:
 @main.command()
 @click.option("--host", default=None, help="bind address (REYNOLDS_HOST)")
 @click.option("--port", type=int, default=None, help="port (REYNOLDS_PORT)")
-def serve(host: str | None, port: int | None) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="processes sharing the port and the queue, one per core (REYNOLDS_WORKERS) [default: 1]",
+)
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Run Reynolds: the MCP endpoints, the dispatcher and upkeep, until interrupted."""
+    from reynolds import workers as supervisor
     from reynolds.config import Settings
     from reynolds.logs import configure_logging
     from reynolds.server import Holder, build_app
 
-    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None}
     settings = _or_exit(lambda: Settings(**overrides))
     configure_logging(settings.log_level, settings.secrets, settings.log_format)
+    index = supervisor.worker_index()
+    if settings.workers > 1 and index is None:
+        sys.exit(supervisor.supervise(settings))
+    sockets = None
+    if index is not None:
+        structlog.contextvars.bind_contextvars(worker=index)  # every log line says which worker wrote it
+        sockets = [_or_exit(lambda: supervisor.listen(settings.host, settings.port))]
     holder = Holder()
     app = _or_exit(lambda: build_app(settings, holder))
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=30)
     server = uvicorn.Server(config)
     holder.stop = lambda: setattr(server, "should_exit", True)
     with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the SIGINT it shut down on
-        server.run()
+        server.run(sockets=sockets)
     sys.exit(1 if holder.fatal or not server.started else 0)  # it gave up or never started (see Service.fail)
 
 
@@ -138,6 +153,7 @@ def up(
     and none answers on localhost, embedded ones with their data in the state directory. Each process's
     log lines are prefixed with its name. Ctrl-C stops everything."""
     from reynolds import embedded
+    from reynolds.workers import stop_all
 
     for sig in (signal.SIGTERM, signal.SIGHUP):  # a kill or a closed terminal stops everything, like Ctrl-C
         signal.signal(sig, _interrupt)
@@ -185,7 +201,7 @@ def up(
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second signal must not cut this short
             signal.signal(sig, signal.SIG_IGN)
-        _stop_all(procs)
+        stop_all(procs)
         services.stop()
     sys.exit(0 if all(p.returncode in (0, -signal.SIGINT) for p in procs) else 1)
 
@@ -225,18 +241,6 @@ def _agent_env(kind: str, port: int, agent_port: int, token: Path, state_dir: Pa
         "MEMORY_DIR": str(home / "memory"),
         "WORKSPACE_DIR": str(scratch),
     }
-
-
-def _stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGINT)
-    for p in procs:
-        try:
-            p.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
 
 
 PREFIX_WIDTH = 9  # the longest process name (reynolds, workbench) lines up

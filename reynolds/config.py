@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     # --- network
     host: str = "127.0.0.1"
     port: int = 8080
+    workers: int = Field(
+        1, ge=1, le=64, description="processes sharing the port and the queue (reynolds/workers.py); 1 = no supervisor"
+    )
     allowed_hosts: list[str] = Field(
         default_factory=lambda: ["localhost:*", "127.0.0.1:*", "[::1]:*", "reynolds:*"],
         description="Host headers accepted on /mcp and /agents/mcp (DNS-rebinding protection)",

@@ -6,7 +6,9 @@ The Grafana dashboard and alert rules may only use names defined here or by agen
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 
 from reynolds.models import TaskState
 
@@ -32,12 +34,16 @@ class Metrics:
         for state in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED):
             self.tasks.labels(state.value)  # exported as 0 from the start, so rates survive a restart
         self.tasks_active = Gauge(
-            "reynolds_tasks_active", "Tasks running now (exported by the fleet leader; 0 elsewhere)", registry=registry
+            "reynolds_tasks_active",
+            "Tasks running now (exported by the fleet leader; 0 elsewhere)",
+            registry=registry,
+            multiprocess_mode="livemax",
         )
         self.oldest_running_task = Gauge(  # lifecycle: a task that never ends shows here first
             "reynolds_oldest_running_task_age_seconds",
             "Age of the oldest task still running (exported by the fleet leader; 0 elsewhere)",
             registry=registry,
+            multiprocess_mode="livemax",
         )
         self.subtasks = Counter(
             "reynolds_subtasks", "Subtasks finished, by pool and final state", ["pool", "state"], registry=registry
@@ -50,30 +56,46 @@ class Metrics:
             registry=registry,
         )
         self.queue_depth = Gauge(
-            "reynolds_queue_depth", "Subtasks waiting or in flight per pool", ["pool"], registry=registry
+            "reynolds_queue_depth",
+            "Subtasks waiting or in flight per pool",
+            ["pool"],
+            registry=registry,
+            multiprocess_mode="livemax",
         )
         self.queue_age = Gauge(
-            "reynolds_queue_oldest_age_seconds", "Age of the oldest queued subtask", ["pool"], registry=registry
+            "reynolds_queue_oldest_age_seconds",
+            "Age of the oldest queued subtask",
+            ["pool"],
+            registry=registry,
+            multiprocess_mode="livemax",
         )
-        self.agents = Gauge("reynolds_agents", "Replicas by health", ["pool", "state"], registry=registry)
+        self.agents = Gauge(
+            "reynolds_agents", "Replicas by health", ["pool", "state"], registry=registry, multiprocess_mode="livemax"
+        )
         self.circuit = Gauge(
             "reynolds_circuit_state",
             "Circuit per replica: 0 closed, 1 half-open, 2 open",
             ["pool", "agent_id"],
             registry=registry,
+            multiprocess_mode="livemax",
         )
         self.retries = Counter("reynolds_retries", "Attempts retried, by reason", ["pool", "reason"], registry=registry)
         self.loop_refusals = Counter(
             "reynolds_loop_refusals", "Handoffs or events refused by loop prevention", ["reason"], registry=registry
         )
         self.inflight = Gauge(
-            "reynolds_inflight_subtasks", "Agent calls in flight from this process", ["pool"], registry=registry
+            "reynolds_inflight_subtasks",
+            "Agent calls in flight from this process",
+            ["pool"],
+            registry=registry,
+            multiprocess_mode="livesum",
         )
         self.utilisation = Gauge(
             "reynolds_agent_utilisation",
             "Calls in flight from every process / call slots of healthy replicas",
             ["pool"],
             registry=registry,
+            multiprocess_mode="livemax",
         )
         self.parallelism = Histogram(
             "reynolds_task_parallelism",
@@ -94,15 +116,33 @@ class Metrics:
             registry=registry,
         )
         self.leader = Gauge(
-            "reynolds_leader", "1 in the process holding the fleet lease (autoscaling, fleet gauges)", registry=registry
+            "reynolds_leader",
+            "1 in the process holding the fleet lease (autoscaling, fleet gauges)",
+            registry=registry,
+            multiprocess_mode="livemax",
         )
         self.ready = Gauge(
-            "reynolds_ready", "1 when Postgres and Redis answer and migrations are applied", registry=registry
+            "reynolds_ready",
+            "1 when Postgres and Redis answer and migrations are applied",
+            registry=registry,
+            multiprocess_mode="livemin",
         )
 
     def clear_fleet(self) -> None:
         """Stop exporting the fleet-level gauges (this process does not hold the fleet lease)."""
         for gauge in (self.queue_depth, self.queue_age, self.agents, self.utilisation):
+            for sample in gauge.collect()[0].samples:  # a worker's cleared value stays on disk: 0 loses every max
+                gauge.labels(**sample.labels).set(0)
             gauge.clear()
         self.tasks_active.set(0)
         self.oldest_running_task.set(0)
+
+
+def exposition(registry: CollectorRegistry) -> CollectorRegistry:
+    """What /metrics serves: this process's registry, or, under ``reynolds serve --workers N``, every worker's
+    metrics merged from the directory they share (counters summed, gauges by their ``multiprocess_mode``)."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return registry
+    merged = CollectorRegistry()
+    multiprocess.MultiProcessCollector(merged)
+    return merged

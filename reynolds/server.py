@@ -43,6 +43,7 @@ from reynolds.client_log import Levels, TaskLog, answer_set_level, session_key
 from reynolds.config import Settings
 from reynolds.decompose import SYSTEM_PROMPT, parse_plan, plan_from_goal, retry_messages, sampling_messages
 from reynolds.experiments.tools import register_experiment_tools
+from reynolds.metrics import exposition
 from reynolds.models import (
     POOL_NAME,
     AgentsView,
@@ -516,9 +517,12 @@ def build_app(settings: Settings | None = None, holder: Holder | None = None) ->
         allowed_hosts=settings.allowed_hosts,
         allowed_origins=settings.allowed_origins,
     )
-    client_app = clients.streamable_http_app(transport_security=security, host=settings.host)
-    agent_app = agents.streamable_http_app(transport_security=security, host=settings.host)
+    # handshake-era sessions live in one process: with several workers on one port that era goes sessionless
+    stateless = settings.workers > 1
+    client_app = clients.streamable_http_app(transport_security=security, host=settings.host, stateless_http=stateless)
+    agent_app = agents.streamable_http_app(transport_security=security, host=settings.host, stateless_http=stateless)
     prometheus = CollectorRegistry()
+    exported = exposition(prometheus)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -547,7 +551,7 @@ def build_app(settings: Settings | None = None, holder: Holder | None = None) ->
         return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
 
     async def metrics(request: Request) -> Response:
-        return Response(generate_latest(prometheus), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(exported), media_type=CONTENT_TYPE_LATEST)
 
     app = Starlette(
         routes=[

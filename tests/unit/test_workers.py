@@ -1,0 +1,77 @@
+"""The worker supervisor's pieces: a port several processes bind, stopping children, merged metrics."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from reynolds import workers
+
+
+def test_two_workers_can_bind_one_port() -> None:
+    first = workers.listen("127.0.0.1", 0)
+    port = first.getsockname()[1]
+    second = workers.listen("127.0.0.1", port)
+    try:
+        first.listen()
+        second.listen()
+        assert second.getsockname()[1] == port
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_port_held_without_reuse_is_refused() -> None:
+    with socket.socket() as plain:
+        plain.bind(("127.0.0.1", 0))
+        plain.listen()
+        with pytest.raises(OSError):
+            workers.listen("127.0.0.1", plain.getsockname()[1])
+
+
+def test_worker_index_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(workers.WORKER_ENV, raising=False)
+    assert workers.worker_index() is None
+    monkeypatch.setenv(workers.WORKER_ENV, "3")
+    assert workers.worker_index() == 3
+
+
+def test_stop_all_signals_then_kills_what_outlasts_the_timeout() -> None:
+    polite = subprocess.Popen(["sleep", "30"])
+    stubborn = subprocess.Popen(["sh", "-c", "trap '' TERM; sleep 30"])
+    time.sleep(0.2)  # let the shell install its trap
+    workers.stop_all([polite, stubborn, polite], workers.signal.SIGTERM, timeout_s=0.5)
+    assert polite.returncode == -workers.signal.SIGTERM
+    assert stubborn.returncode == -workers.signal.SIGKILL
+
+
+COUNT = textwrap.dedent(
+    """
+    from prometheus_client import CollectorRegistry
+    from reynolds.metrics import Metrics
+    m = Metrics(CollectorRegistry())
+    m.tasks_submitted.inc(2)
+    m.leader.set({leader})
+    m.inflight.labels("code").set(3)
+    """
+)
+
+
+def test_metrics_of_every_worker_are_merged(tmp_path: Path) -> None:
+    env = {**os.environ, workers.METRICS_ENV: str(tmp_path)}
+    for leader in (1, 0):  # two worker processes, each with its own counters
+        subprocess.run([sys.executable, "-c", COUNT.format(leader=leader)], env=env, check=True)
+    show = "from prometheus_client import CollectorRegistry, generate_latest\n"
+    show += "from reynolds.metrics import exposition\nprint(generate_latest(exposition(CollectorRegistry())).decode())"
+    text = subprocess.run([sys.executable, "-c", show], env=env, check=True, capture_output=True, text=True).stdout
+    lines = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    assert float(lines["reynolds_tasks_submitted_total"]) == 4
+    assert float(lines["reynolds_leader"]) == 1  # the largest: one of them leads
+    assert float(lines['reynolds_inflight_subtasks{pool="code"}']) == 6  # calls in flight add up
