@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
-from reynolds import __version__, egress, errors, ui, workspaces
+from reynolds import __version__, egress, errors, mcp_tasks, ui, workspaces
 from reynolds.auth import (
     ANY_POOL,
     BearerAuth,
@@ -96,14 +96,17 @@ class Holder:
         asyncio.get_running_loop().call_later(FATAL_NOTICE_S, self.stop)
 
 
-def client_server(holder: Holder, state_key: str) -> MCPServer:
+def client_server(holder: Holder, state_key: str, task_ttl_ms: int | None = None) -> MCPServer:
+    tasks = mcp_tasks.Tasks(holder, own_task, reply, task_ttl_ms)
     mcp = MCPServer(
         "reynolds",
         version=__version__,
         instructions=INSTRUCTIONS,
         request_state_security=RequestStateSecurity(keys=[state_key]),
-        extensions=[ui.task_app()],
+        extensions=[ui.task_app(), tasks],
+        middleware=[tasks.middleware],
     )
+    mcp_tasks.enable(mcp)  # MCP Tasks for handshake-era clients that ask (orchestrate with a `task` field)
     levels = Levels()
     answer_set_level(mcp, levels)  # logging/setLevel for handshake-era clients
 
@@ -511,7 +514,8 @@ def build_app(settings: Settings | None = None, holder: Holder | None = None) ->
         raise errors.InvalidRequest("no client token: set REYNOLDS_CLIENT_TOKENS_FILE ('<token> [name] [scopes]')")
     agent_tokens = agent_verifier(settings)
     holder = holder or Holder()
-    clients, agents = client_server(holder, request_state_key(settings)), agent_server(holder)
+    ttl_ms = settings.retention_days * 86_400_000  # how long a finished task is kept (retention.py)
+    clients, agents = client_server(holder, request_state_key(settings), ttl_ms), agent_server(holder)
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=settings.allowed_hosts,
