@@ -16,10 +16,10 @@ from typing import Any
 
 from tests.integration.cluster import REPO
 
-FULL: dict[str, list[str]] = {"routing": [], "single": [], "makespan": [], "scale": []}
+FULL: dict[str, list[str]] = {"routing": [], "single": ["--workers", "1,2"], "makespan": [], "scale": []}
 TINY: dict[str, list[str]] = {
     "routing": ["--n", "60", "--replicas", "1", "--serial", "3", "--rounds", "1"],
-    "single": ["--calls", "20", "--concurrency", "1,4", "--rounds", "1"],
+    "single": ["--calls", "20", "--concurrency", "1,4", "--rounds", "1", "--workers", "1,2"],
     "makespan": ["--nodes", "8", "--replicas", "1"],
     "scale": ["--sizes", "10,40", "--replicas", "1"],
 }

@@ -7,8 +7,10 @@ the routed side, back to back; of ``--rounds`` rounds the one with the median th
 (the direct side moves most with other load on a small machine). CPU per call is read from /proc for
 Reynolds, the agent replica, every Postgres process and the Redis server (other processes are not
 counted). Reply sizes are the bytes of the text and of the structured content of one ``orchestrate`` reply.
+``--workers 1,2`` measures a fresh cluster per worker count (``reynolds serve --workers N``, all of its
+processes counted as Reynolds).
 
-    .venv/bin/python -m bench.single --calls 400 --concurrency 1,16 --rounds 3
+    .venv/bin/python -m bench.single --calls 400 --concurrency 1,16 --rounds 3 --workers 1,2
 """
 
 from __future__ import annotations
@@ -58,13 +60,23 @@ def server_pids(reynolds: Proc, agent: Proc) -> dict[str, list[int]]:
                         found.append(int(entry.name))
         return found
 
+    def with_children(pid: int) -> list[int]:  # the supervisor and its workers under --workers N
+        kids = [int(e.name) for e in Path("/proc").glob("[0-9]*") if _ppid(e) == pid]
+        return [pid, *kids]
+
     assert reynolds.popen is not None and agent.popen is not None
     return {
-        "reynolds": [reynolds.popen.pid],
+        "reynolds": with_children(reynolds.popen.pid),
         "agent": [agent.popen.pid],
         "postgres": named("postgres"),
         "redis": named("redis-server"),
     }
+
+
+def _ppid(entry: Path) -> int | None:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    return None
 
 
 def cpu_of(pids: dict[str, list[int]]) -> dict[str, float]:
@@ -157,24 +169,36 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--calls", type=positive, default=400, help="calls per side and concurrency level")
     parser.add_argument("--concurrency", default="1,16", help="comma-separated client concurrencies")
     parser.add_argument("--rounds", type=positive, default=3, help="rounds per level; the median one is reported")
+    parser.add_argument("--workers", default="1", help="comma-separated Reynolds worker counts, a cluster each")
     args = parser.parse_args(argv)
     levels = [positive(v) for v in args.concurrency.split(",")]
-    with bench_cluster() as c:
-        reynolds = c.start_reynolds()
-        (agent,) = start_workbench(c, reynolds, 1, AGENT_MAX_CONCURRENCY)
-        results = []
-        for level in levels:  # the round with the median ratio, so one burst of other load does not decide it
-            rounds = [anyio.run(measure, c, reynolds, agent, args.calls, level) for _ in range(args.rounds)]
-            rounds.sort(key=lambda r: r["throughput_ratio"])
-            results.append({**rounds[len(rounds) // 2], "ratios_of_rounds": [r["throughput_ratio"] for r in rounds]})
-        sizes = anyio.run(reply_sizes, c, reynolds)
-    lowest, highest = results[0], results[-1]
+    worker_counts = [positive(v) for v in args.workers.split(",")]
+    results = []
+    for workers in worker_counts:
+        with bench_cluster() as c:
+            reynolds = c.start_reynolds(REYNOLDS_WORKERS=str(workers))
+            (agent,) = start_workbench(c, reynolds, 1, AGENT_MAX_CONCURRENCY)
+            for level in levels:  # the round with the median ratio, so one burst of other load does not decide it
+                rounds = [anyio.run(measure, c, reynolds, agent, args.calls, level) for _ in range(args.rounds)]
+                rounds.sort(key=lambda r: r["throughput_ratio"])
+                median = rounds[len(rounds) // 2]
+                results.append(
+                    {"workers": workers, **median, "ratios_of_rounds": [r["throughput_ratio"] for r in rounds]}
+                )
+            sizes = anyio.run(reply_sizes, c, reynolds)
+    lowest, highest = results[0], results[-1]  # c=lowest with the fewest workers, c=highest with the most
     emit(
         {
             "benchmark": "single",
             "machine": machine(),
             "settings": settings(),
-            "parameters": {"calls": args.calls, "concurrency": levels, "rounds": args.rounds, "replicas": 1},
+            "parameters": {
+                "calls": args.calls,
+                "concurrency": levels,
+                "rounds": args.rounds,
+                "replicas": 1,
+                "workers": worker_counts,
+            },
             "results": results,
             "reply": sizes,
             "targets": {
@@ -193,6 +217,8 @@ def main(argv: list[str] | None = None) -> None:
                 "latency": "client round trip of one call (direct) or one orchestrate(wait=true) of a one-subtask plan",
                 "cpu_ms_per_call": "CPU of each server-side process over the side's calls, divided by the calls",
                 "postgres": "every process named postgres on the machine (backends, WAL writer, checkpointer)",
+                "workers": "Reynolds processes behind the one port (reynolds serve --workers N); targets are read "
+                "at the lowest concurrency with the first count and the highest concurrency with the last",
             },
         }
     )
