@@ -134,6 +134,13 @@ scripts/make-secrets.sh "$REYNOLDS_SECRETS_DIR"
 log "stack file (endpoint mode $endpoint_mode)"
 python3 scripts/stack-config.py "${files[@]}" --endpoint-mode "$endpoint_mode" >"$state/stack.json"
 docker stack config -c "$state/stack.json" >/dev/null
+# Checked, not deployed here: the default endpoint mode, and Postgres and Redis as managed services by URL.
+python3 scripts/stack-config.py -f docker-compose.orchestration.yaml -f docker-compose.swarm.yaml |
+  docker stack config -c - >/dev/null
+REYNOLDS_DATABASE_URL=postgresql://reynolds@db.invalid:5432/reynolds REYNOLDS_REDIS_URL=redis://redis.invalid:6379/0 \
+  python3 scripts/stack-config.py -f docker-compose.orchestration.yaml -f docker-compose.swarm.yaml \
+  -f docker-compose.managed-state.yaml | docker stack config -c - | grep -q 'db.invalid'
+echo "docker stack config: ok (this stack; vip mode and managed Postgres/Redis checked too)"
 services=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["services"]))' "$state/stack.json")
 
 log "swarm init"

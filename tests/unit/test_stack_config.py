@@ -9,6 +9,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -63,3 +64,36 @@ def test_dnsrr_puts_every_service_in_round_robin_with_host_ports(stack_config: M
     for service in stack["services"].values():
         assert service["deploy"]["endpoint_mode"] == "dnsrr"
     assert stack["services"]["reynolds"]["ports"][0]["mode"] == "host"
+
+
+class ComposeLoader(yaml.SafeLoader):
+    """Safe YAML that also reads Compose's `!reset` merge tag (as null)."""
+
+
+ComposeLoader.add_constructor("!reset", lambda loader, node: None)
+
+
+def load(name: str) -> dict[str, Any]:
+    return yaml.load((REPO / name).read_text(), Loader=ComposeLoader)  # a SafeLoader: no arbitrary objects
+
+
+def test_the_swarm_override_pins_the_socket_holders_and_the_databases_to_managers() -> None:
+    compose = load("docker-compose.orchestration.yaml")
+    swarm = load("docker-compose.swarm.yaml")["services"]
+    with_socket = {
+        name
+        for name, service in compose["services"].items()
+        if any(str(v).startswith("/var/run/docker.sock:") for v in service.get("volumes", []))
+    }
+    assert with_socket == {"reynolds", "docker-agent"}
+    for name in with_socket | {"postgres", "redis"}:
+        assert "node.role == manager" in swarm[name]["deploy"]["placement"]["constraints"], name
+    assert set(swarm) <= set(compose["services"])  # an override only: it adds no service
+
+
+def test_the_managed_state_override_gives_urls_and_leaves_the_local_databases_out() -> None:
+    managed = load("docker-compose.managed-state.yaml")["services"]
+    env = managed["reynolds"]["environment"]
+    assert env["REYNOLDS_DATABASE_URL"].startswith("${REYNOLDS_DATABASE_URL:?")
+    assert env["REYNOLDS_REDIS_URL"].startswith("${REYNOLDS_REDIS_URL:?")
+    assert managed["postgres"]["profiles"] and managed["redis"]["profiles"]  # stack-config.py drops those
