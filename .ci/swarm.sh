@@ -19,6 +19,9 @@ export REYNOLDS_CI_CACHE=${REYNOLDS_CI_CACHE:-/var/cache/reynolds-ci}
 python=${E2E_PYTHON:-$repo/.venv/bin/python}
 stack=${SWARM_STACK:-reynolds-swarm}
 endpoint_mode=${SWARM_ENDPOINT_MODE:-dnsrr} # this CI host's kernel has no IPVS (docs/deploy.md)
+case "$endpoint_mode" in vip | dnsrr) ;; *) echo "SWARM_ENDPOINT_MODE must be vip or dnsrr" >&2; exit 2 ;; esac
+# no "_": Swarm joins stack and service names with one (reynolds/scaling.py splits there)
+[[ "$stack" =~ ^[a-z0-9][a-z0-9-]{0,40}$ ]] || { echo "SWARM_STACK must be a short lower-case name, no _" >&2; exit 2; }
 state=$(mktemp -d "${TMPDIR:-/tmp}/reynolds-swarm.XXXXXX")
 t_start=$(date +%s)
 swarm_started=
@@ -40,9 +43,6 @@ until_true() { # until_true SECONDS WHAT COMMAND... — poll COMMAND every 2 s u
     sleep 2
   done
 }
-
-case "$endpoint_mode" in vip | dnsrr) ;; *) echo "SWARM_ENDPOINT_MODE must be vip or dnsrr" >&2; exit 2 ;; esac
-[[ "$stack" =~ ^[a-z0-9][a-z0-9_-]{0,40}$ ]] || { echo "SWARM_STACK must be a short lower-case name" >&2; exit 2; }
 
 # ------------------------------------------------------------------------------------------ settings
 export PYTHON_IMAGE=${PYTHON_IMAGE:-local/python:3.11-slim}
@@ -99,8 +99,10 @@ cleanup() {
   if [ -n "$deployed" ]; then step remove_stack; fi
   if [ -n "$swarm_started" ]; then step leave_swarm; fi
   if [ -n "${SWARM_REMOVE_IMAGES:-}" ] && docker info >/dev/null 2>&1; then
-    # shellcheck disable=SC2046
-    step docker image rm $(images | while read -r image; do docker image inspect "$image" >/dev/null 2>&1 && echo "$image"; done)
+    local present
+    present=$(images | while read -r image; do docker image inspect "$image" >/dev/null 2>&1 && echo "$image"; done)
+    # shellcheck disable=SC2086
+    [ -z "$present" ] || step docker image rm $present
   fi
   step scripts/docker-engine.sh stop "$state"
   rm -rf "$state"
