@@ -3,23 +3,38 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, FilePath, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# A secret file holding only this word is "not configured", like an empty one. Docker Swarm refuses empty
+# secrets, so scripts/make-secrets.sh writes it into the optional credentials nobody has filled in.
+UNSET_SECRET = "unset"
 
-def read_secret_files(values: dict, names: list[str], env_prefix: str = "") -> dict:
+
+def read_secret_files(values: dict, names: list[str], env_prefix: str = "", optional: Collection[str] = ()) -> dict:
     """Fill each secret ``name`` that is not set from the file ``<ENV_PREFIX><NAME>_FILE`` names (stripped).
 
-    Used by every settings class (Reynolds' and the agents') in a before-validator."""
+    The one rule for every settings class (Reynolds' and the agents', in a before-validator): a file that is
+    empty or holds only ``UNSET_SECRET`` leaves the secret unset, and so does a missing file for a name in
+    ``optional`` (a deployment may leave an optional secret out); a missing required file raises OSError."""
     for name in names:
         if values.get(name):
             continue
         path = values.get(f"{name}_file") or os.environ.get(f"{env_prefix}{name.upper()}_FILE")
-        if path:
-            values[name] = Path(path).read_text().strip()  # OSError names the path; callers say which setting
+        if not path:
+            continue
+        try:
+            value = Path(path).read_text().strip()  # OSError names the path; callers say which setting
+        except FileNotFoundError:
+            if name in optional:
+                continue
+            raise
+        if value and value != UNSET_SECRET:
+            values[name] = value
     return values
 
 
@@ -160,7 +175,7 @@ class Settings(BaseSettings):
     @classmethod
     def _secrets(cls, values: dict) -> dict:
         names = ["client_tokens", "agent_token", "agent_key", "database_password", "github_token"]
-        values = read_secret_files(values, names, "REYNOLDS_")
+        values = read_secret_files(values, names, "REYNOLDS_", optional=["github_token"])
         for name in names:  # a stray space or newline around a token is never part of it
             if isinstance(values.get(name), str):
                 values[name] = values[name].strip()

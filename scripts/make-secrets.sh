@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make-secrets.sh [DIR] — create the Compose secrets (default ./secrets next to the compose file).
 #
-# Passwords and tokens get fresh random values; external credentials (GitHub, LLM, Microsoft 365) are
-# created empty, which the tools report as "not configured". Each agent pool's token is derived from
+# Passwords and tokens get fresh random values; external credentials (GitHub, LLM, Microsoft 365) get the
+# word "unset" (reynolds/config.py UNSET_SECRET), which the tools report as "not configured": Docker Swarm
+# refuses empty secrets, and an empty file from an older run is given the marker too. Each agent pool's token is derived from
 # agent_key (README, Security: `<pool>.<hmac>`), so agents of one pool can join only that pool. Existing
 # files are never overwritten, so running it again only fills in what is missing (after replacing agent_key,
 # delete the agent_token_* files so they are derived again).
@@ -12,7 +13,8 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-$repo/secrets}
 random_names=(postgres_password client_token agent_key grafana_admin_password)
 pools=(devops docker platform code workbench)
-empty_names=(github_token openai_api_key m365_credentials tenant_id)
+optional_names=(github_token openai_api_key m365_credentials tenant_id)
+unset=unset # = reynolds.config.UNSET_SECRET
 
 # The directory keeps other host users out; the files themselves must stay readable by the containers'
 # non-root user, because Compose bind-mounts them as they are.
@@ -38,10 +40,10 @@ print(pool + "." + hmac.new(key, f"reynolds pool token\n{pool}".encode(), hashli
 PY
   created=$((created + 1))
 done
-for name in "${empty_names[@]}"; do
-  [ -e "$dir/$name" ] && continue
-  : >"$dir/$name"
+for name in "${optional_names[@]}"; do
+  [ -s "$dir/$name" ] && continue # a value (or the marker) is kept; a missing or empty file gets the marker
+  echo "$unset" >"$dir/$name"
   created=$((created + 1))
 done
 chmod 0644 "$dir"/*
-echo "secrets in $dir: $created created, $((${#random_names[@]} + ${#pools[@]} + ${#empty_names[@]} - created)) kept"
+echo "secrets in $dir: $created created, $((${#random_names[@]} + ${#pools[@]} + ${#optional_names[@]} - created)) kept"

@@ -35,7 +35,7 @@ class LLMSettings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _secrets(cls, values: dict) -> dict:
-        return read_secret_files(values, ["openai_api_key"])
+        return read_secret_files(values, ["openai_api_key"], optional=["openai_api_key"])
 
 
 @dataclass(frozen=True)

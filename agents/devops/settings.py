@@ -21,7 +21,7 @@ class DevopsSettings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _secrets(cls, values: dict) -> dict:
-        return read_secret_files(values, ["github_token"])
+        return read_secret_files(values, ["github_token"], optional=["github_token"])
 
 
 def load_settings() -> DevopsSettings:

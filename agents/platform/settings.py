@@ -40,7 +40,8 @@ class PlatformSettings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _secrets(cls, values: dict) -> dict:
-        return read_secret_files(values, ["m365_credentials", "tenant_id"])
+        names = ["m365_credentials", "tenant_id"]
+        return read_secret_files(values, names, optional=names)
 
 
 class GraphCredentials(BaseModel):

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from reynolds.auth import PoolTokens
+from reynolds.config import UNSET_SECRET
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.orchestration.yaml"
@@ -224,12 +225,16 @@ def test_make_secrets_creates_every_secret_once(compose: dict, ci: dict, tmp_pat
     random = [made[n] for n in ("postgres_password", "client_token", "agent_key", "grafana_admin_password")]
     assert all(len(v.strip()) >= 32 for v in random)
     assert len(set(random)) == len(random)
-    assert made["github_token"] == ""
+    for name in ("github_token", "openai_api_key", "m365_credentials", "tenant_id"):  # Swarm refuses empty secrets
+        assert made[name].strip() == UNSET_SECRET
     key = PoolTokens(made["agent_key"].strip())
     assert made["agent_token_devops"].strip() == key.token_for("devops")  # derived as Reynolds derives it
     assert target.stat().st_mode & 0o777 == 0o700
     subprocess.run([REPO / "scripts/make-secrets.sh", target], check=True, capture_output=True)
     assert {p.name: p.read_text() for p in target.iterdir()} == made  # never overwritten
+    (target / "tenant_id").write_text("")  # made by an older version: empty, which a Swarm refuses
+    subprocess.run([REPO / "scripts/make-secrets.sh", target], check=True, capture_output=True)
+    assert (target / "tenant_id").read_text().strip() == UNSET_SECRET
 
 
 def test_ci_override_builds_state_services_locally_and_adds_workbench_agents(compose: dict, ci: dict) -> None:

@@ -7,9 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from reynolds.config import Settings
+from agents.code.llm import LLMSettings
+from agents.devops.settings import DevopsSettings
+from agents.platform.settings import PlatformSettings
+from reynolds.config import UNSET_SECRET, Settings
 
-SECRET_NAMES = ("CLIENT_TOKENS", "AGENT_TOKEN", "DATABASE_PASSWORD")
+SECRET_NAMES = ("CLIENT_TOKENS", "AGENT_TOKEN", "DATABASE_PASSWORD", "GITHUB_TOKEN")
+AGENT_SECRETS = ("GITHUB_TOKEN", "OPENAI_API_KEY", "M365_CREDENTIALS", "TENANT_ID")
 
 
 @pytest.fixture(autouse=True)
@@ -18,6 +22,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in SECRET_NAMES:
         monkeypatch.delenv(f"REYNOLDS_{name}", raising=False)
         monkeypatch.delenv(f"REYNOLDS_{name}_FILE", raising=False)
+    for name in AGENT_SECRETS:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(f"{name}_FILE", raising=False)
 
 
 def secret_file(tmp_path: Path, name: str, text: str) -> Path:
@@ -66,6 +73,43 @@ def test_a_missing_secret_file_is_an_error_naming_it(tmp_path: Path, monkeypatch
     monkeypatch.setenv("REYNOLDS_AGENT_TOKEN_FILE", str(missing))
     with pytest.raises(OSError, match=str(missing)):
         Settings()
+
+
+@pytest.mark.parametrize("content", ["", "\n", UNSET_SECRET, f"  {UNSET_SECRET}\n"])
+def test_an_empty_or_unset_secret_file_is_not_configured(
+    content: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Swarm refuses empty secrets, so make-secrets.sh writes the marker: both mean "not configured"."""
+    for name in AGENT_SECRETS:
+        monkeypatch.setenv(f"{name}_FILE", str(secret_file(tmp_path, name.lower(), content)))
+    monkeypatch.setenv("REYNOLDS_GITHUB_TOKEN_FILE", str(secret_file(tmp_path, "github", content)))
+    assert Settings().github_token == ""
+    assert DevopsSettings().github_token == ""
+    assert LLMSettings().openai_api_key == ""
+    platform = PlatformSettings()
+    assert (platform.m365_credentials, platform.tenant_id) == ("", "")
+
+
+def test_a_missing_optional_secret_file_is_not_configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A deployment may leave an optional secret out; its *_FILE variable then names a file that is not there."""
+    for name in AGENT_SECRETS:
+        monkeypatch.setenv(f"{name}_FILE", str(tmp_path / "absent" / name.lower()))
+    monkeypatch.setenv("REYNOLDS_GITHUB_TOKEN_FILE", str(tmp_path / "absent" / "github"))
+    assert Settings().github_token == ""
+    assert DevopsSettings().github_token == ""
+    assert LLMSettings().openai_api_key == ""
+    assert PlatformSettings().tenant_id == ""
+
+
+def test_the_marker_is_only_the_whole_content(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_TOKEN_FILE", str(secret_file(tmp_path, "github", f"{UNSET_SECRET}-not\n")))
+    assert DevopsSettings().github_token == f"{UNSET_SECRET}-not"
+
+
+def test_a_required_secret_marked_unset_is_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The marker never becomes a password; a missing required file stays an error (the test above)."""
+    monkeypatch.setenv("REYNOLDS_DATABASE_PASSWORD_FILE", str(secret_file(tmp_path, "db", UNSET_SECRET)))
+    assert Settings().database_password == ""
 
 
 def test_other_settings_come_from_reynolds_variables(monkeypatch: pytest.MonkeyPatch) -> None:

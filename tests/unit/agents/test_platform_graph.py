@@ -85,7 +85,7 @@ async def test_without_credentials_graph_is_not_configured(agent_client, monkeyp
         assert "Microsoft Graph not configured: set M365_CREDENTIALS_FILE and TENANT_ID_FILE" in result.content[0].text
 
 
-async def test_credentials_file_that_is_not_json_or_missing(agent_client, monkeypatch, tmp_path):
+async def test_credentials_file_that_is_not_json_missing_or_unreadable(agent_client, monkeypatch, tmp_path):
     bad = tmp_path / "creds"
     bad.write_text("client_id=abc")
     monkeypatch.setenv("M365_CREDENTIALS_FILE", str(bad))
@@ -95,7 +95,11 @@ async def test_credentials_file_that_is_not_json_or_missing(agent_client, monkey
     client, _ = await agent_client("platform")
     result = await client.call_tool("graph_list_teams", {})
     assert result.is_error and "must hold JSON" in result.content[0].text
+    # an optional secret a deployment left out (reynolds.config.read_secret_files): not configured
     monkeypatch.setenv("M365_CREDENTIALS_FILE", str(tmp_path / "absent.json"))
+    result = await client.call_tool("graph_list_teams", {})
+    assert result.is_error and "Microsoft Graph not configured" in result.content[0].text
+    monkeypatch.setenv("M365_CREDENTIALS_FILE", str(tmp_path))  # there, but not a readable file
     result = await client.call_tool("graph_list_teams", {})
     assert result.is_error and "cannot read a platform agent secret file" in result.content[0].text
 
