@@ -12,18 +12,44 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import Attributes
 
 TRACEPARENT = "traceparent"
 MAX_TRACEPARENT_CHARS = 128  # version 00 is 55 characters; a later version may append fields, never this many
 W3C = TraceContextTextMapPropagator()
 
 tracer = trace.get_tracer("reynolds")  # a proxy: it uses whichever provider is installed, the no-op one until then
+# the SDK's client spans of upkeep: every replica's health probe and heartbeat, every few seconds
+UPKEEP_SPANS = frozenset({"MCP send ping", "MCP send server/discover", "MCP send tools/call heartbeat"})
+
+
+class SkipUpkeep(Sampler):
+    """Samples every trace but those upkeep starts, which would bury the tasks' traces. Under ``ParentBased``
+    the server side of a dropped call is dropped too: its traceparent says "not sampled"."""
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: trace.SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[trace.Link] | None = None,
+        trace_state: trace.TraceState | None = None,
+    ) -> SamplingResult:
+        if name in UPKEEP_SPANS:
+            return SamplingResult(Decision.DROP)
+        return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+
+    def get_description(self) -> str:
+        return "SkipUpkeep"
 
 
 def endpoint_configured(env: Mapping[str, str] = os.environ) -> bool:
@@ -47,7 +73,8 @@ def traced(service: str, attributes: Mapping[str, str] | None = None) -> Iterato
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     name = os.environ.get("OTEL_SERVICE_NAME") or service
-    provider = TracerProvider(resource=Resource.create({**(attributes or {}), "service.name": name}))
+    sampler = None if os.environ.get("OTEL_TRACES_SAMPLER") else ParentBased(SkipUpkeep())  # None: the SDK reads it
+    provider = TracerProvider(resource=Resource.create({**(attributes or {}), "service.name": name}), sampler=sampler)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     try:

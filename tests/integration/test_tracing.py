@@ -22,6 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from reynolds import tracing
 from tests.integration.cluster import Cluster, cluster
 from tests.integration.conftest import start_workbench
 from tests.integration.test_client_log import client
@@ -182,6 +183,8 @@ async def test_a_task_is_one_trace_from_orchestrate_to_the_agents_tool(
         assert (dispatch.name, dispatch.parent_id) == ("dispatch echo", submit.span_id)
         dispatched.add(dispatch.attributes["reynolds.subtask_id"])
     assert dispatched == {"first", "second"}
+    upkeep = {*tracing.UPKEEP_SPANS, "tools/call heartbeat"}  # the agent's side of a heartbeat is dropped too
+    assert [s for s in receiver.spans if s.name in upkeep] == []  # probes and heartbeats (every 0.5 s, 1 s) start none
 
 
 MALFORMED = [

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from opentelemetry import trace
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from reynolds import tracing
@@ -72,3 +73,18 @@ def test_the_current_span_is_what_is_stored() -> None:
 )
 def test_a_malformed_traceparent_is_ignored(bad: Any) -> None:
     assert tracing.context_of(bad) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "decision"),
+    [
+        ("MCP send server/discover", Decision.DROP),  # a health probe (2026-07-28)
+        ("MCP send ping", Decision.DROP),  # a health probe (2025-11-25)
+        ("MCP send tools/call heartbeat", Decision.DROP),
+        ("tools/call orchestrate", Decision.RECORD_AND_SAMPLE),
+        ("submit", Decision.RECORD_AND_SAMPLE),
+        ("MCP send tools/call register_agent", Decision.RECORD_AND_SAMPLE),
+    ],
+)
+def test_upkeep_starts_no_trace(name: str, decision: Decision) -> None:
+    assert ParentBased(tracing.SkipUpkeep()).should_sample(None, 1, name).decision == decision
