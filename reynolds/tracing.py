@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -62,7 +62,10 @@ def endpoint_configured(env: Mapping[str, str] = os.environ) -> bool:
 def traced(service: str, attributes: Mapping[str, str] | None = None) -> Iterator[None]:
     """Export this process's spans over OTLP/HTTP while the block runs, as ``service`` (``OTEL_SERVICE_NAME``
     wins), with ``attributes`` on its resource; a no-op without an endpoint. Spans still buffered are sent
-    when the block ends."""
+    when the block ends. Either way, only W3C trace context is read from requests' ``_meta``: the API's
+    default propagators also read baggage, which raises AttributeError on a non-string value and so failed
+    the request of anyone who sent one (the SDK only catches ValueError and TypeError there)."""
+    propagate.set_global_textmap(W3C)
     if not endpoint_configured():
         yield
         return

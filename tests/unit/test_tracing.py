@@ -1,18 +1,30 @@
-"""Tracing is off without an OTLP endpoint (the API's no-op tracer, nothing installed), and a traceparent
-is only ever read when it is a valid one."""
+"""Tracing is off without an OTLP endpoint (the API's no-op tracer, nothing installed), a traceparent is only
+ever read when it is a valid one, nothing but W3C trace context is read from requests, and upkeep starts no
+traces."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from opentelemetry import trace
+from opentelemetry import propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.sdk.trace.sampling import Decision, ParentBased
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from reynolds import tracing
 
-VALID = f"00-{'4bf92f3577b34da6a3ce929d0e0e4736'}-{'00f067aa0ba902b7'}-01"
+
+@pytest.fixture(autouse=True)
+def _propagator() -> Iterator[None]:
+    """``traced`` sets the process's propagator; each test gets the one it found back."""
+    before = propagate.get_global_textmap()
+    yield
+    propagate.set_global_textmap(before)
+
+
+VALID = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
 @pytest.mark.parametrize(
@@ -38,6 +50,15 @@ def test_off_installs_nothing_and_spans_cost_nothing(monkeypatch: pytest.MonkeyP
         assert tracing.current_traceparent() is None  # so a task stores no traceparent
     assert trace.get_tracer_provider() is before
     assert type(before).__name__ == "ProxyTracerProvider"  # the API's default: no SDK provider installed
+
+
+def test_only_w3c_trace_context_is_read_from_requests() -> None:
+    with pytest.raises(AttributeError):  # the API's default baggage propagator, on a non-string value
+        W3CBaggagePropagator().extract({"baggage": 1})
+    with tracing.traced("reynolds"):
+        assert propagate.get_global_textmap() is tracing.W3C
+        for meta in ({"baggage": 1}, {"baggage": [1]}, {"tracestate": "x" * 100_000}):
+            assert not trace.get_current_span(propagate.extract(meta)).get_span_context().is_valid
 
 
 def test_a_traceparent_round_trips() -> None:
