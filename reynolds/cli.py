@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -56,7 +57,8 @@ def serve(host: str | None, port: int | None) -> None:
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=30)
     server = uvicorn.Server(config)
     holder.stop = lambda: setattr(server, "should_exit", True)
-    with traced("reynolds"), contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the SIGINT it stopped on
+    instance = {"service.instance.id": f"{socket.gethostname()}-{os.getpid()}"}  # several may serve one fleet
+    with traced("reynolds", instance), contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the SIGINT
         server.run()
     sys.exit(1 if holder.fatal or not server.started else 0)  # it gave up or never started (see Service.fail)
 

@@ -40,6 +40,7 @@ PLAN = {
 @dataclass(frozen=True)
 class Span:
     service: str
+    instance: str
     name: str
     trace_id: str
     span_id: str
@@ -85,6 +86,7 @@ class Receiver:
                     self.spans.extend(
                         Span(
                             resource["service.name"],
+                            resource["service.instance.id"],
                             s.name,
                             s.trace_id.hex(),
                             s.span_id.hex(),
@@ -185,6 +187,36 @@ async def test_a_task_is_one_trace_from_orchestrate_to_the_agents_tool(
     assert dispatched == {"first", "second"}
     upkeep = {*tracing.UPKEEP_SPANS, "tools/call heartbeat"}  # the agent's side of a heartbeat is dropped too
     assert [s for s in receiver.spans if s.name in upkeep] == []  # probes and heartbeats (every 0.5 s, 1 s) start none
+
+
+async def test_spans_of_a_task_dispatched_by_several_processes_join_its_trace(
+    traced_cluster: Cluster, receiver: Receiver
+) -> None:
+    # two processes on one queue, prefetch 1 so neither takes every message (as in test_multi_reynolds)
+    fleet = [traced_cluster.start_reynolds(REYNOLDS_PREFETCH="1") for _ in range(2)]
+    agents = [traced_cluster.start_agent("workbench", reynolds=r, AGENT_MAX_CONCURRENCY="4") for r in fleet]
+    traced_cluster.wait_registered([a.name for a in agents])
+    plan = {
+        "subtasks": [
+            {"id": f"r{i}", "tool": "record", "arguments": {"key": f"r{i}", "seconds": 0.2}} for i in range(20)
+        ]
+    }
+    async with traced_cluster.client(fleet[0]) as session:
+        task = await orchestrate(session, plan, {})
+    assert task["state"] == "succeeded", task
+
+    def dispatched() -> list[Span]:
+        spans = [s for s in receiver.named("dispatch record") if s.attributes["reynolds.task_id"] == task["task_id"]]
+        return spans if len(spans) == 20 else []
+
+    spans = await wait_spans(receiver, dispatched, "a dispatch span for every subtask")
+    trace_id = spans[0].trace_id
+    submits = await wait_spans(receiver, lambda: [s for s in receiver.trace(trace_id) if s.name == "submit"], "submit")
+    submit_span = one(submits, "submit")
+    assert {(s.trace_id, s.parent_id) for s in spans} == {(submit_span.trace_id, submit_span.span_id)}
+    dispatchers = {s.instance for s in spans}
+    assert len(dispatchers) == 2, f"both processes should have dispatched some calls: {dispatchers}"
+    assert submit_span.instance in dispatchers
 
 
 MALFORMED: list[dict[str, Any]] = [
