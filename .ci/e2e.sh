@@ -111,6 +111,8 @@ compose_v2() {
 validate() {
   "${compose[@]}" config --quiet
   docker compose -f docker-compose.orchestration.yaml config --quiet
+  # the optional collector: checked here by `config` only (its image is never pulled or run in CI)
+  docker compose -f docker-compose.orchestration.yaml --profile tracing config --quiet
   # The Swarm form of the same file, where the client can check it (`docker stack config`, client >= 23).
   if docker stack config --help 2>/dev/null | grep -q 'Usage:.*stack config'; then
     python3 scripts/stack-config.py | docker stack config -c - >/dev/null

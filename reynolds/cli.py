@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -54,6 +55,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     from reynolds.config import Settings
     from reynolds.logs import configure_logging
     from reynolds.server import Holder, build_app
+    from reynolds.tracing import traced
 
     overrides = {k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None}
     settings = _or_exit(lambda: Settings(**overrides))
@@ -70,7 +72,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, timeout_graceful_shutdown=30)
     server = uvicorn.Server(config)
     holder.stop = lambda: setattr(server, "should_exit", True)
-    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the SIGINT it shut down on
+    instance = {"service.instance.id": f"{socket.gethostname()}-{os.getpid()}"}  # several may serve one fleet
+    with traced("reynolds", instance), contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the SIGINT
         server.run(sockets=sockets)
     sys.exit(1 if holder.fatal or not server.started else 0)  # it gave up or never started (see Service.fail)
 
@@ -83,6 +86,7 @@ def agent(agent_type: str | None, port: int | None) -> None:
     from agents.runtime.app import build_app
     from agents.runtime.settings import AgentSettings
     from reynolds.logs import configure_logging
+    from reynolds.tracing import traced
 
     overrides = {k: v for k, v in {"agent_type": agent_type, "agent_port": port}.items() if v is not None}
     settings = _or_exit(lambda: AgentSettings(**overrides))
@@ -93,7 +97,11 @@ def agent(agent_type: str | None, port: int | None) -> None:
     if log_format not in ("auto", "json", "console"):
         raise click.ClickException(f"AGENT_LOG_FORMAT must be auto, json or console, not {log_format!r}")
     configure_logging(os.environ.get("AGENT_LOG_LEVEL", "INFO"), [settings.agent_token], log_format)  # type: ignore[arg-type]
-    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the SIGINT it shut down on
+    resource = {"service.instance.id": settings.agent_id, "reynolds.agent.type": settings.kind}
+    with (
+        traced(f"agent-{settings.pool}", resource),
+        contextlib.suppress(KeyboardInterrupt),  # uvicorn re-raises the SIGINT it shut down on
+    ):
         uvicorn.run(build_app(settings), host=settings.agent_host, port=settings.agent_port, log_config=None)
 
 

@@ -26,10 +26,11 @@ import mcp_types as types
 import redis.asyncio as aioredis
 import structlog
 from anyio.abc import TaskGroup
+from opentelemetry.trace import StatusCode
 
 from agents.runtime.idempotency import IDEMPOTENCY_META_KEY
 from agents.runtime.workspace import WORKSPACE_META_KEY
-from reynolds import errors, retry
+from reynolds import errors, retry, tracing
 from reynolds.batching import Batcher
 from reynolds.config import Settings
 from reynolds.engine import Engine
@@ -41,6 +42,7 @@ from reynolds.queue import Message, TaskQueue
 from reynolds.registry import Registry, Replica
 from reynolds.sessions import Sessions
 from reynolds.store import Store
+from reynolds.tracing import tracer
 
 log = structlog.get_logger("reynolds.dispatch")
 ACK_INTERVAL_S = 0.02
@@ -304,10 +306,25 @@ class Dispatcher:
     ) -> types.CallToolResult:
         if limit_s <= 0:
             raise errors.CallTimeout("the task's deadline passed before the call could start")
-        connection = await self.sessions.get(replica.endpoint(self.settings))
-        meta = {IDEMPOTENCY_META_KEY: f"{claim.task_id}/{claim.subtask_id}", WORKSPACE_META_KEY: claim.task_id}
-        log.debug("calling", agent=replica.key, tool=claim.tool, task_id=claim.task_id, subtask_id=claim.subtask_id)
-        return await connection.call(claim.tool, arguments, meta, limit_s)
+        attributes = {
+            "reynolds.task_id": claim.task_id,
+            "reynolds.subtask_id": claim.subtask_id,
+            "reynolds.pool": claim.pool,
+            "reynolds.agent_id": replica.agent_id,
+            "reynolds.attempt": claim.attempts,
+            "gen_ai.tool.name": claim.tool,
+        }
+        # a child of the task's submit span, whichever process submitted it; the SDK's client span below
+        # this one puts its traceparent in the call's _meta, where the agent's server span picks it up
+        context = tracing.context_of(claim.traceparent)
+        with tracer.start_as_current_span(f"dispatch {claim.tool}", context=context, attributes=attributes) as span:
+            connection = await self.sessions.get(replica.endpoint(self.settings))
+            meta = {IDEMPOTENCY_META_KEY: f"{claim.task_id}/{claim.subtask_id}", WORKSPACE_META_KEY: claim.task_id}
+            log.debug("calling", agent=replica.key, tool=claim.tool, task_id=claim.task_id, subtask_id=claim.subtask_id)
+            result = await connection.call(claim.tool, arguments, meta, limit_s)
+            if result.is_error:
+                span.set_status(StatusCode.ERROR, "the tool answered with an error")
+            return result
 
     # ------------------------------------------------------------------ background duties
     async def _keep_leases(self) -> None:

@@ -22,7 +22,7 @@ import mcp_types as types
 import redis.asyncio as aioredis
 import structlog
 
-from reynolds import errors, payload, retry, workspaces
+from reynolds import errors, payload, retry, tracing, workspaces
 from reynolds.batching import Batcher
 from reynolds.config import Settings
 from reynolds.experiments.strategies import chain_lanes, learned_strategy
@@ -52,6 +52,7 @@ from reynolds.queue import TaskQueue
 from reynolds.registry import Registry
 from reynolds.retry import Verdict
 from reynolds.store import Store
+from reynolds.tracing import tracer
 from reynolds.waiters import Waiters
 
 log = structlog.get_logger("reynolds.engine")
@@ -148,26 +149,34 @@ class Engine:
             raise errors.InvalidRequest(
                 "GitHub tracking is not configured: set REYNOLDS_GITHUB_TOKEN_FILE and REYNOLDS_GITHUB_REPO"
             )
-        view = await self.plan(plan, strategy, lanes)
         task_id = uuid.uuid4()
-        tree = await workspaces.prepare(self.settings, str(task_id), workspace)  # before anything is dispatched
-        deadline = datetime.now(UTC) + timedelta(seconds=timeout_s or self.settings.default_task_timeout_s)
-        ready = await self.store.create_task(
-            task_id,
-            goal,
-            view.strategy,
-            priority,
-            plan.model_dump(mode="json"),
-            deadline,
-            view.subtasks,
-            planning,
-            track_in_github,
-            submitter,
-            tree.model_dump(mode="json"),
-        )
-        self.metrics.tasks_submitted.inc()
-        log.info("task submitted", task_id=str(task_id), subtasks=len(view.subtasks), strategy=view.strategy)
-        await self.enqueue(ready)
+        # the task's spans, including every later dispatch (through the stored traceparent), are under this one
+        with tracer.start_as_current_span("submit", attributes={"reynolds.task_id": str(task_id)}):
+            traceparent = tracing.current_traceparent()
+            with tracer.start_as_current_span("plan"):
+                view = await self.plan(plan, strategy, lanes)
+            with tracer.start_as_current_span("workspace"):
+                tree = await workspaces.prepare(self.settings, str(task_id), workspace)  # before any dispatch
+            deadline = datetime.now(UTC) + timedelta(seconds=timeout_s or self.settings.default_task_timeout_s)
+            with tracer.start_as_current_span("store"):
+                ready = await self.store.create_task(
+                    task_id,
+                    goal,
+                    view.strategy,
+                    priority,
+                    plan.model_dump(mode="json"),
+                    deadline,
+                    view.subtasks,
+                    planning,
+                    track_in_github,
+                    submitter,
+                    tree.model_dump(mode="json"),
+                    traceparent,
+                )
+            self.metrics.tasks_submitted.inc()
+            log.info("task submitted", task_id=str(task_id), subtasks=len(view.subtasks), strategy=view.strategy)
+            with tracer.start_as_current_span("queue"):
+                await self.enqueue(ready)
         return str(task_id), view
 
     async def enqueue(self, ready: list[Ready]) -> None:

@@ -257,6 +257,7 @@ class Claim:
     deadline: datetime | None
     ready_at: datetime | None
     interrupted_on: str | None = None  # replica a dead dispatcher's call was on (this claim reclaims it)
+    traceparent: str | None = None  # of the span that submitted the task: the call's spans join its trace
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from mcp.client.subscriptions import ListenNotSupportedError, SubscriptionLost
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
-from reynolds import errors
+from reynolds import errors, tracing
 
 log = structlog.get_logger("reynolds.sessions")
 
@@ -282,7 +282,7 @@ class Sessions:
                 conn.close()
             conn = Connection(endpoint, self.tls)
             try:
-                with anyio.fail_after(CONNECT_TIMEOUT_S):
+                with anyio.fail_after(CONNECT_TIMEOUT_S), tracing.detached():
                     await self._tg.start(conn.run)
             except Exception as err:
                 raise errors.AgentUnavailable(f"cannot connect to {endpoint.describe()}: {_why(err)}") from err

@@ -163,6 +163,7 @@ class Store:
         track_in_github: bool = False,
         submitter: str | None = None,
         workspace: dict[str, Any] | None = None,
+        traceparent: str | None = None,
     ) -> list[Ready]:
         """Store a task and all its subtasks in one transaction; return the ones ready to queue."""
         rows = []
@@ -192,7 +193,7 @@ class Store:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO tasks (id, goal, state, strategy, priority, plan, deadline, planning, track_in_github,"
-                " submitter, workspace) VALUES ($1, $2, 'running', $3, $4, $5, $6, $7, $8, $9, $10)",
+                " submitter, workspace, traceparent) VALUES ($1, $2, 'running', $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                 task_id,
                 goal,
                 strategy,
@@ -203,6 +204,7 @@ class Store:
                 track_in_github,
                 submitter,
                 workspace,
+                traceparent,
             )
             await self._insert_subtasks(conn, task_id, rows)
             await self._event(conn, task_id, None, "task_submitted", {"subtasks": len(rows), "strategy": strategy})
@@ -324,7 +326,7 @@ class Store:
                 " AND (s.not_before IS NULL OR s.not_before <= now() + interval '50 milliseconds')"
                 " RETURNING s.task_id, s.id, s.tool, s.pool, s.arguments, s.depends_on, s.attempts, s.max_attempts,"
                 " s.retryable, s.timeout_s, s.last_agent_id, t.deadline, s.ready_at,"
-                " CASE WHEN o.state = 'running' THEN o.agent_id END AS interrupted_on",
+                " CASE WHEN o.state = 'running' THEN o.agent_id END AS interrupted_on, t.traceparent",
                 [UUID(r.task_id) for r in in_key_order],
                 [r.subtask_id for r in in_key_order],
                 [r.agent_id for r in in_key_order],

@@ -252,3 +252,16 @@ def test_ci_override_builds_state_services_locally_and_adds_workbench_agents(com
     assert workbench["image"] == compose["services"]["agent-base"]["image"]
     assert workbench["depends_on"]["reynolds"]["condition"] == "service_healthy"
     assert "workbench-agent" not in compose["services"]
+
+
+def test_tracing_is_an_optional_profile_and_off_unless_given_an_endpoint(compose: dict) -> None:
+    collector = compose["services"]["otel-collector"]
+    assert collector["profiles"] == ["tracing"]
+    assert collector["networks"] == ["reynolds"]
+    config = yaml.safe_load((REPO / "monitoring/otel-collector.yaml").read_text())
+    assert config["service"]["pipelines"]["traces"]["receivers"] == ["otlp"]
+    assert config["receivers"]["otlp"]["protocols"]["http"]["endpoint"] == "0.0.0.0:4318"
+    for name in OUR_IMAGES:
+        environment = compose["services"][name]["environment"]
+        assert environment["OTEL_EXPORTER_OTLP_ENDPOINT"] == "${OTEL_EXPORTER_OTLP_ENDPOINT:-}", name
+        assert "otel-collector" not in compose["services"][name].get("depends_on", {}), name

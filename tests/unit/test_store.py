@@ -74,6 +74,7 @@ ALL_MIGRATIONS = [
     "006_identity_tenancy",
     "010_experiments",
     "011_experiment_replicas",
+    "012_trace_context",
 ]
 
 
