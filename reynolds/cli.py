@@ -62,9 +62,10 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     configure_logging(settings.log_level, settings.secrets, settings.log_format)
     index = supervisor.worker_index()
     if settings.workers > 1 and index is None:
-        sys.exit(supervisor.supervise(settings))
+        sys.exit(_or_exit(lambda: supervisor.supervise(settings)))
     sockets = None
     if index is not None:
+        supervisor.die_with_supervisor()
         structlog.contextvars.bind_contextvars(worker=index)  # every log line says which worker wrote it
         sockets = [_or_exit(lambda: supervisor.listen(settings.host, settings.port))]
     holder = Holder()
@@ -73,7 +74,10 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     server = uvicorn.Server(config)
     holder.stop = lambda: setattr(server, "should_exit", True)
     instance = {"service.instance.id": f"{socket.gethostname()}-{os.getpid()}"}  # several may serve one fleet
-    with traced("reynolds", instance), contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the SIGINT
+    # uvicorn re-raises the signal it shut down on once it is done: SIGTERM as SIGINT is, so the spans still
+    # buffered are exported and the exit status below is the one used
+    signal.signal(signal.SIGTERM, _interrupt)
+    with traced("reynolds", instance), contextlib.suppress(KeyboardInterrupt):
         server.run(sockets=sockets)
     sys.exit(1 if holder.fatal or not server.started else 0)  # it gave up or never started (see Service.fail)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -106,3 +107,22 @@ def test_sigterm_drains_every_worker_and_exits_0(reynolds_cluster: Cluster) -> N
     assert reynolds.popen.wait(timeout=60) == 0
     assert listeners(reynolds.port) == 0
     assert set(workers_logged(reynolds, "reynolds ready")) == {0, 1}
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(reynolds_cluster: Cluster) -> None:
+    reynolds, _agent = workers(reynolds_cluster)
+    assert reynolds.popen is not None
+    pids = [int(p) for p in subprocess.check_output(["pgrep", "-P", str(reynolds.popen.pid)]).split()]
+    reynolds.kill()  # SIGKILL: the supervisor gets no chance to stop them
+    deadline = time.monotonic() + 60
+    while any(Path(f"/proc/{pid}").exists() and "Z" not in state(pid) for pid in pids):
+        assert time.monotonic() < deadline, "workers still running after their supervisor was killed"
+        time.sleep(0.1)
+    assert listeners(reynolds.port) == 0
+
+
+def state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from reynolds import workers
+from reynolds.config import Settings
 
 
 def test_two_workers_can_bind_one_port() -> None:
@@ -55,11 +56,13 @@ def test_stop_all_signals_then_kills_what_outlasts_the_timeout() -> None:
 COUNT = textwrap.dedent(
     """
     from prometheus_client import CollectorRegistry
-    from reynolds.metrics import Metrics
+    from reynolds.metrics import Metrics, clear
     m = Metrics(CollectorRegistry())
     m.tasks_submitted.inc(2)
     m.leader.set({leader})
     m.inflight.labels("code").set(3)
+    m.circuit.labels("code", "gone").set(2)
+    clear(m.circuit)  # the replica left
     """
 )
 
@@ -75,6 +78,7 @@ def test_metrics_of_every_worker_are_merged(tmp_path: Path) -> None:
     assert float(lines["reynolds_tasks_submitted_total"]) == 4
     assert float(lines["reynolds_leader"]) == 1  # the largest: one of them leads
     assert float(lines['reynolds_inflight_subtasks{pool="code"}']) == 6  # calls in flight add up
+    assert float(lines['reynolds_circuit_state{agent_id="gone",pool="code"}']) == 0  # not stuck open
 
 
 def test_replies_are_not_held_back_by_nagle() -> None:
@@ -99,3 +103,38 @@ def test_replies_are_not_held_back_by_nagle() -> None:
         return seen[0]
 
     assert asyncio.run(check()) != 0
+
+
+def test_a_signal_while_workers_start_stops_those_already_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[subprocess.Popen[bytes]] = []
+
+    def spawn(index: int, settings: object, metrics_dir: str) -> subprocess.Popen[bytes]:
+        started.append(subprocess.Popen(["sleep", "30"]))
+        if index == 1:
+            os.kill(os.getpid(), workers.signal.SIGTERM)  # the operator gives up half-way
+        return started[-1]
+
+    monkeypatch.setattr(workers, "_spawn", spawn)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    handlers = {sig: workers.signal.getsignal(sig) for sig in (workers.signal.SIGTERM, workers.signal.SIGINT)}
+    try:
+        status = workers.supervise(Settings(workers=4, port=port))
+    finally:
+        for sig, handler in handlers.items():
+            workers.signal.signal(sig, handler)
+    assert len(started) == 2  # no worker is started after the signal
+    assert all(p.returncode is not None for p in started)
+    assert status == 0  # asked to stop, and everything it started stopped
+
+
+def test_a_port_already_served_is_refused_before_any_worker_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workers, "_spawn", lambda *a: pytest.fail("a worker was started"))
+    held = workers.listen("127.0.0.1", 0)
+    held.listen()
+    try:
+        with pytest.raises(OSError):
+            workers.supervise(Settings(workers=2, port=held.getsockname()[1]))
+    finally:
+        held.close()
