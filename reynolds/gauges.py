@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from reynolds.health import CIRCUIT_GAUGE
-from reynolds.metrics import Metrics
+from reynolds.metrics import Metrics, clear
 from reynolds.queue import TaskQueue
 from reynolds.registry import Registry, Replica
 from reynolds.store import Store
@@ -36,7 +36,7 @@ async def refresh(service: Service) -> None:
 
 
 def _process_gauges(metrics: Metrics, registry: Registry, replicas: Sequence[Replica]) -> None:
-    metrics.circuit.clear()
+    clear(metrics.circuit)
     inflight: dict[str, int] = {}
     for r in replicas:
         h = registry.health_of(r)
@@ -49,7 +49,7 @@ def _process_gauges(metrics: Metrics, registry: Registry, replicas: Sequence[Rep
 async def _fleet_gauges(
     metrics: Metrics, registry: Registry, queue: TaskQueue, store: Store, replicas: Sequence[Replica]
 ) -> None:
-    metrics.agents.clear()
+    clear(metrics.agents)
     for pool in {r.pool for r in replicas} | await queue.pools():
         depth, age = await queue.depth(pool)
         metrics.queue_depth.labels(pool).set(depth)

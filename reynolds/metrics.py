@@ -131,11 +131,19 @@ class Metrics:
     def clear_fleet(self) -> None:
         """Stop exporting the fleet-level gauges (this process does not hold the fleet lease)."""
         for gauge in (self.queue_depth, self.queue_age, self.agents, self.utilisation):
-            for sample in gauge.collect()[0].samples:  # a worker's cleared value stays on disk: 0 loses every max
-                gauge.labels(**sample.labels).set(0)
-            gauge.clear()
+            clear(gauge)
         self.tasks_active.set(0)
         self.oldest_running_task.set(0)
+
+
+def clear(gauge: Gauge) -> None:
+    """Drop a gauge's series. Under ``--workers N`` prometheus_client cannot delete a value from the shared
+    directory (``clear`` would leave it there at its last value), so each is set to 0: 0 loses every max."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        gauge.clear()
+        return
+    for sample in gauge.collect()[0].samples:
+        gauge.labels(**sample.labels).set(0)
 
 
 def exposition(registry: CollectorRegistry) -> CollectorRegistry:
