@@ -85,13 +85,16 @@ def _caller(ctx: ServerRequestContext[Any, Any], scope: str) -> Principal:
 
 
 def _answering(fn: Handler) -> Handler:
-    """A Reynolds error in a task method becomes the protocol's invalid-params error, with its message."""
+    """A Reynolds error in a task method becomes a protocol error with its message: invalid params for what the
+    request got wrong (which a client reads as "no such task"), internal error otherwise."""
 
     async def handler(ctx: ServerRequestContext[Any, Any], params: Any) -> HandlerResult:
         try:
             return await fn(ctx, params)
-        except errors.ReynoldsError as err:
+        except errors.InvalidRequest as err:  # a bad or unknown task id, a cursor, a missing scope
             raise MCPError(types.INVALID_PARAMS, str(err)) from err
+        except errors.ReynoldsError as err:  # Reynolds starting or stopping: the task is not in doubt
+            raise MCPError(types.INTERNAL_ERROR, str(err)) from err
 
     return handler
 
@@ -148,6 +151,8 @@ class Tasks(Extension):
         if (await self._view(ctx, "submit", params.task_id)).state != TaskState.RUNNING:
             raise errors.InvalidRequest(f"task {params.task_id} has already ended")
         view = await self.holder.get().engine.cancel(params.task_id)
+        if view.state != TaskState.CANCELLED:  # it ended on its own in the meantime
+            raise errors.InvalidRequest(f"task {params.task_id} has already ended")
         return types.CancelTaskResult(**dict(task_of(view, self.ttl_ms)))
 
     async def middleware(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
@@ -159,7 +164,8 @@ class Tasks(Extension):
         if (
             ctx.method != "tools/call"
             or ctx.protocol_version not in ERA
-            or params.get("name") not in TASK_TOOLS
+            or not isinstance(params.get("name"), str)
+            or params["name"] not in TASK_TOOLS
             or not isinstance(params.get("task"), Mapping)
             or not isinstance(arguments, Mapping)
         ):

@@ -7,6 +7,7 @@ from typing import Any
 
 import mcp_types as types
 import pytest
+from mcp import MCPError
 from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 
@@ -87,6 +88,8 @@ async def test_a_task_augmented_orchestrate_runs_without_waiting_and_answers_wit
         ({"name": "orchestrate", "arguments": {}, "task": {}}, "2026-07-28"),  # no tasks in that era
         ({"name": "orchestrate", "arguments": "not a mapping", "task": {}}, "2025-11-25"),  # left to validation
         ({"name": "orchestrate", "arguments": {}, "task": "yes"}, "2025-11-25"),
+        ({"name": ["orchestrate"], "arguments": {}, "task": {}}, "2025-11-25"),  # not a name at all
+        ({"name": {"x": 1}, "arguments": {}, "task": {}}, "2025-11-25"),
     ],
 )
 async def test_anything_else_passes_through_untouched(params: dict[str, Any], version: str) -> None:
@@ -99,3 +102,16 @@ async def test_a_refusal_before_a_task_exists_stays_the_tools_error() -> None:
     answer = types.CallToolResult(content=[types.TextContent(type="text", text="bad plan")], is_error=True)
     result, _ = await run({"name": "orchestrate", "arguments": {}, "task": {}}, answer)
     assert result is answer
+
+
+async def test_errors_map_to_protocol_codes() -> None:
+    async def refuse(ctx: Any, params: Any) -> Any:
+        raise errors.NotFound("no task x")
+
+    async def starting(ctx: Any, params: Any) -> Any:
+        raise errors.ServiceUnavailable("Reynolds is starting")
+
+    for fn, code in ((refuse, types.INVALID_PARAMS), (starting, types.INTERNAL_ERROR)):
+        with pytest.raises(MCPError) as err:
+            await mcp_tasks._answering(fn)(None, None)  # type: ignore[arg-type]
+        assert err.value.error.code == code
