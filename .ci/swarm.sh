@@ -83,6 +83,7 @@ leave_swarm() {
 
 cleanup() {
   local rc=$? failed=0
+  trap '' TERM INT # a second signal must not cut the clean-up short (the host's engine would stay a Swarm)
   set +e
   step() { "$@" || { echo "!!! clean-up step failed: $*" >&2; failed=1; }; }
   if [ "$rc" -ne 0 ] && [ -n "$deployed" ]; then
@@ -152,8 +153,8 @@ if [ "$node_state" != inactive ]; then
   exit 1
 fi
 docker network inspect docker_gwbridge >/dev/null 2>&1 || gwbridge_made=1
+swarm_started=1 # before init: a signal during it must still leave the Swarm
 docker swarm init --advertise-addr 127.0.0.1 >/dev/null
-swarm_started=1
 
 log "docker stack deploy $stack ($services services)"
 deployed=1
