@@ -30,7 +30,14 @@ from reynolds import errors
 from reynolds.experiments.cli import experiment_group
 
 console = Console(stderr=True)
-STATE_COLOURS = {"succeeded": "green", "failed": "red", "cancelled": "yellow", "running": "cyan", "skipped": "magenta"}
+STATE_COLOURS = {
+    "succeeded": "green",
+    "failed": "red",
+    "cancelled": "yellow",
+    "running": "cyan",
+    "skipped": "magenta",
+    "awaiting_approval": "blue",
+}
 
 
 @click.group()

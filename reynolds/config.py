@@ -155,6 +155,12 @@ class Settings(BaseSettings):
         description="CIDRs a registered agent URL may resolve to",
     )
     pool_grace_s: float = Field(300.0, gt=0, description="an empty, unused, undeclared pool is pruned after this")
+    approve_destructive: bool = Field(
+        False, description="every call of a destructive tool waits for a person's approval, as requires_approval"
+    )
+    approval_timeout_s: float = Field(
+        3600, gt=0, description="a subtask awaiting approval this long is rejected (its dependents skipped)"
+    )
     retention_days: int = Field(30, ge=1, description="finished tasks are purged after this many days")
     purge_interval_s: float = Field(300.0, gt=0, description="how often expired tasks and stale pools are purged")
 

@@ -31,6 +31,7 @@ from pydantic import ValidationError
 
 from reynolds import errors
 from reynolds.models import Plan, Planning
+from reynolds.plan import is_destructive
 
 Specs = Mapping[tuple[str, str], Mapping[str, Any]]  # (pool, tool) -> description, input_schema
 
@@ -162,14 +163,6 @@ def _stem(word: str) -> str:
 
 def _first_errors(err: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'plan'}: {e['msg']}" for e in err.errors()[:5])
-
-
-def is_destructive(spec: Mapping[str, Any]) -> bool:
-    """True unless the tool's annotations say it is read-only or not destructive (MCP's defaults otherwise)."""
-    hints = spec.get("annotations") or {}
-    if hints.get("readOnlyHint") is True:
-        return False
-    return hints.get("destructiveHint", True) is not False
 
 
 def asks_for(goal: str, tool: str) -> bool:

@@ -9,6 +9,7 @@ of a task (closing message, metrics, progress).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -61,6 +62,7 @@ ProgressFn = Callable[[float, float | None, str | None], Awaitable[None]]
 STALE_READY_S = 5.0  # a ready subtask not handed to Redis after this long was orphaned by a crash
 PROGRESS_MIN_INTERVAL_S = 0.2
 MAX_EVENTS_SHOWN = 1000
+MAX_REASON = 1000  # characters of a rejection reason kept
 
 
 class Engine:
@@ -128,6 +130,7 @@ class Engine:
             tool_specs=await self.registry.tool_specs(),
             max_result_bytes=self.settings.max_result_bytes,
             max_resolved_argument_bytes=self.settings.max_resolved_argument_bytes,
+            approve_destructive=self.settings.approve_destructive,
         )
 
     # ------------------------------------------------------------------ submission
@@ -354,6 +357,28 @@ class Engine:
             return await self.finished(task_id)
         return await self.store.task_view(task_id)
 
+    async def decide(self, task_id: str, subtask_id: str, approve: bool, by: str, reason: str = "") -> TaskView:
+        """A person's decision on a subtask awaiting approval: approved, it is queued; rejected, it and its
+        dependents are skipped. InvalidRequest when it is not awaiting approval."""
+        _check_id(task_id)
+        transition = await self.store.decide(task_id, subtask_id, approve, by, reason[:MAX_REASON], self.closing)
+        if transition is None:
+            raise errors.InvalidRequest(f"subtask {subtask_id!r} of task {task_id} is not awaiting approval")
+        log.info("approval decided", task_id=task_id, subtask_id=subtask_id, approved=approve, by=by)
+        await self.enqueue(transition.released)
+        await self.publish(task_id, {"subtask": subtask_id, "state": "approved" if approve else "rejected"})
+        if transition.task_state:
+            return await self.finished(task_id, transition.view)
+        return await self.get_task(task_id)
+
+    async def expire_approvals(self) -> None:
+        """Reject what has awaited approval longer than REYNOLDS_APPROVAL_TIMEOUT_S (any process may do it; the
+        decision is guarded, so a second one finds nothing left to decide)."""
+        timeout = self.settings.approval_timeout_s
+        for task_id, subtask_id in await self.store.overdue_approvals(timeout):
+            with contextlib.suppress(errors.InvalidRequest):
+                await self.decide(task_id, subtask_id, False, "reynolds", f"no decision within {timeout:g} s")
+
     async def publish(self, task_id: str, event: dict[str, Any]) -> None:
         """Tell a task's waiters something changed. Events are coalesced per task and sent by ``flush_events``
         (they only wake waiters, which read the state from Postgres); the end of a task goes out at once. This
@@ -385,8 +410,15 @@ class Engine:
     async def list_tasks(self, state: str | None, limit: int, offset: int, submitter: str | None = None) -> TaskList:
         return await self.store.list_tasks(state, limit, offset, submitter)
 
-    async def wait(self, task_id: str, progress: ProgressFn | None = None, timeout_s: float | None = None) -> TaskView:
-        """Block until the task ends, reporting (done, total, message) progress along the way."""
+    async def wait(
+        self,
+        task_id: str,
+        progress: ProgressFn | None = None,
+        timeout_s: float | None = None,
+        until_approval: bool = False,
+    ) -> TaskView:
+        """Block until the task ends (or, ``until_approval``, until a subtask awaits approval: the caller has to
+        decide), reporting (done, total, message) progress along the way."""
         _check_id(task_id)
         with self.waiters.watch(task_id) as watch:
             last_report = last_check = 0.0
@@ -399,6 +431,8 @@ class Engine:
                         if state is None:
                             raise errors.NotFound(f"no task {task_id}")
                         if state in TERMINAL_TASK_STATES:
+                            break
+                        if until_approval and await self.store.awaiting_approval(task_id):
                             break
                         last_check = time.monotonic()
                     if progress and time.monotonic() - last_report >= PROGRESS_MIN_INTERVAL_S:
@@ -425,7 +459,8 @@ class Engine:
 
     # ------------------------------------------------------------------ upkeep
     async def sweep(self) -> None:
-        """Re-queue subtasks orphaned between Postgres and Redis; fail tasks past their deadline."""
+        """Re-queue subtasks orphaned between Postgres and Redis; fail tasks past their deadline; reject
+        approvals nobody gave in time."""
         await self.reconcile()
         stale = await self.store.stale_ready(STALE_READY_S)
         if stale:
@@ -433,6 +468,7 @@ class Engine:
             await self.enqueue(stale)
         for task_id in await self.store.overdue_tasks():
             await self.cancel(task_id, "task timed out (timeout_s passed)", final_state=TaskState.FAILED)
+        await self.expire_approvals()
 
     async def reconcile(self) -> None:
         """Give back to Redis what Postgres says is queued but Redis no longer has. When Redis lost its data (a

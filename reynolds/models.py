@@ -23,6 +23,7 @@ class TaskState(StrEnum):
 
 class SubtaskState(StrEnum):
     PENDING = "pending"  # waiting for dependencies
+    AWAITING_APPROVAL = "awaiting_approval"  # could run, waits for a person to approve it (approve_subtask)
     READY = "ready"  # dependencies done, stored, not yet handed to the queue
     QUEUED = "queued"  # in a pool's stream (or waiting out a retry backoff)
     RUNNING = "running"  # claimed by a dispatcher, call in flight
@@ -57,6 +58,7 @@ class SubtaskSpec(BaseModel):
     retryable: bool = Field(False, description="retry when the tool itself reports an error")
     timeout_s: float | None = Field(None, gt=0, le=86_400, description="per-call timeout for this subtask")
     max_attempts: int | None = Field(None, ge=1, le=20)
+    requires_approval: bool = Field(False, description="wait for a person to approve it before it runs")
 
 
 class Plan(BaseModel):
@@ -130,6 +132,7 @@ class PlannedSubtask(BaseModel):
     timeout_s: float | None
     max_attempts: int | None
     rank: float = Field(description="estimated seconds from the start of this subtask to the end of the plan")
+    requires_approval: bool = Field(False, description="asked for, or a destructive tool under the approval policy")
 
 
 class PlanView(BaseModel):
@@ -154,6 +157,8 @@ class SubtaskView(BaseModel):
     attempts: int
     agent_id: str | None = None
     arguments: dict[str, Any] = Field(default_factory=dict)
+    requires_approval: bool = False
+    decided_by: str | None = Field(None, description="who approved or rejected it")
     result: Any = None
     error: str | None = None
     started_at: datetime | None = None

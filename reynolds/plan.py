@@ -52,10 +52,12 @@ def build_plan(
     tool_specs: Specs | None = None,
     max_result_bytes: int | None = None,
     max_resolved_argument_bytes: int | None = None,
+    approve_destructive: bool = False,
 ) -> PlanView:
     """The DAG to run. ``tool_specs`` give the input schemas to check arguments against; with both size
     settings, a subtask whose ``$from`` arguments could resolve to more than ``max_resolved_argument_bytes``
-    (each placeholder at most one stored result, ``max_result_bytes``) is refused."""
+    (each placeholder at most one stored result, ``max_result_bytes``) is refused. With
+    ``approve_destructive``, every call of a destructive tool waits for approval."""
     specs = plan.subtasks
     if len(specs) > max_subtasks:
         raise errors.LimitExceeded(f"plan has {len(specs)} subtasks; the limit (max_subtasks) is {max_subtasks}")
@@ -98,6 +100,8 @@ def build_plan(
             timeout_s=spec.timeout_s,
             max_attempts=spec.max_attempts,
             rank=0.0,
+            requires_approval=spec.requires_approval
+            or (approve_destructive and is_destructive((tool_specs or {}).get((pool, spec.tool), {}))),
         )
 
     order = _topological_order(planned)
@@ -455,3 +459,11 @@ def _shape(value: Any) -> str:
     if isinstance(value, list):
         return f"a list of {len(value)} items"
     return "null" if value is None else f"a {type(value).__name__.replace('str', 'string')}"
+
+
+def is_destructive(spec: Mapping[str, Any]) -> bool:
+    """True unless the tool's annotations say it is read-only or not destructive (MCP's defaults otherwise)."""
+    hints = spec.get("annotations") or {}
+    if hints.get("readOnlyHint") is True:
+        return False
+    return hints.get("destructiveHint", True) is not False

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 import structlog
-from mcp.server.mcpserver import Context, MCPServer, RequestStateSecurity, Resolve, Sample
+from mcp.server.mcpserver import Context, Elicit, MCPServer, RequestStateSecurity, Resolve, Sample
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import CallToolResult, CreateMessageResult, TextContent, Tool
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -55,6 +55,7 @@ from reynolds.models import (
     Strategy,
     SubtaskSpec,
     SubtaskState,
+    SubtaskView,
     TaskList,
     TaskState,
     TaskView,
@@ -197,8 +198,10 @@ def client_server(holder: Holder, state_key: str, task_ttl_ms: int | None = None
             await ctx.report_progress(done, total, message)
             await events.flush()  # the events behind the new count, as log messages
 
-        view = await service.engine.wait(task_id, progress)
+        view = await service.engine.wait(task_id, progress, until_approval=True)
         await events.flush()
+        if view.state == TaskState.RUNNING:  # a subtask waits for a person: the caller decides, not Reynolds
+            view.message = awaiting_message(view)
         return reply(view)
 
     @mcp.tool()
@@ -251,6 +254,49 @@ def client_server(holder: Holder, state_key: str, task_ttl_ms: int | None = None
         await own_task(service, require(ctx, "submit"), task_id)
         return reply(await service.engine.cancel(task_id))
 
+    async def confirm(ctx: Context, task_id: str, subtask_id: str) -> Elicit[Confirmation] | None:
+        """Ask the person at the client, when the client can show a question (elicitation, both eras)."""
+        caps = ctx.client_capabilities
+        if not (caps and caps.elicitation):
+            return None  # the approve_subtask call is the decision
+        service = holder.get()
+        await own_task(service, require(ctx, "submit"), task_id)
+        view = await service.engine.get_task(task_id)
+        subtask = next((s for s in view.subtasks if s.id == subtask_id), None)
+        if subtask is None or subtask.state != SubtaskState.AWAITING_APPROVAL:
+            return None  # nothing to ask about: the tool says why
+        return Elicit(approval_question(view, subtask), Confirmation)
+
+    @mcp.tool()
+    async def approve_subtask(
+        ctx: Context,
+        confirmed: Annotated[Confirmation | None, Resolve(confirm)],
+        task_id: str,
+        subtask_id: Annotated[str, Field(max_length=200)],
+    ) -> Annotated[CallToolResult, TaskView]:
+        """Approve a subtask that waits for approval (state awaiting_approval): it runs. When your client can
+        ask its user (elicitation), Reynolds asks them first, showing what will run; declining approves nothing."""
+        principal = require(ctx, "submit")
+        service = holder.get()
+        await own_task(service, principal, task_id)
+        if confirmed is not None and not confirmed.approve:
+            raise errors.InvalidRequest("not approved: the person said no (reject_subtask rejects it)")
+        by = f"{principal.name} (confirmed by the user)" if confirmed is not None else principal.name
+        return reply(await service.engine.decide(task_id, subtask_id, True, by))
+
+    @mcp.tool()
+    async def reject_subtask(
+        ctx: Context,
+        task_id: str,
+        subtask_id: Annotated[str, Field(max_length=200)],
+        reason: Annotated[str, Field(max_length=1000)] = "",
+    ) -> Annotated[CallToolResult, TaskView]:
+        """Reject a subtask that waits for approval: it is skipped, and so is everything that depends on it."""
+        principal = require(ctx, "submit")
+        service = holder.get()
+        await own_task(service, principal, task_id)
+        return reply(await service.engine.decide(task_id, subtask_id, False, principal.name, reason))
+
     @mcp.tool()
     async def list_agents(ctx: Context) -> AgentsView:
         """Pools and their replicas: health, circuit state, load, and the tools each pool offers."""
@@ -292,6 +338,33 @@ def client_server(holder: Holder, state_key: str, task_ttl_ms: int | None = None
 
     register_experiment_tools(mcp, holder)
     return mcp
+
+
+class Confirmation(BaseModel):
+    approve: bool = Field(description="run this step")
+
+
+QUESTION_ARGUMENTS_CHARS = 2000  # of a subtask's arguments shown in an approval question
+
+
+def approval_question(view: TaskView, subtask: SubtaskView) -> str:
+    arguments = json.dumps(subtask.arguments, ensure_ascii=False, sort_keys=True)
+    if len(arguments) > QUESTION_ARGUMENTS_CHARS:
+        arguments = arguments[:QUESTION_ARGUMENTS_CHARS] + "…"
+    goal = f" for the goal {view.goal!r}" if view.goal else ""
+    return (
+        f"Reynolds asks before it runs step {subtask.id!r} of task {view.task_id}{goal}: the tool {subtask.tool}"
+        f" on pool {subtask.pool} with arguments {arguments}. It waits for approval because the plan asked for"
+        " it or the tool may change or delete things. Approve?"
+    )
+
+
+def awaiting_message(view: TaskView) -> str:
+    waiting = ", ".join(s.id for s in view.subtasks if s.state == SubtaskState.AWAITING_APPROVAL)
+    return (
+        f"waiting for approval of {waiting}: call approve_subtask or reject_subtask with the task id and the"
+        " subtask id, then get_task (or orchestrate's progress) to follow it"
+    )
 
 
 def reply(view: BaseModel) -> CallToolResult:

@@ -34,7 +34,15 @@ from reynolds.models import (
     Transition,
 )
 
-OPEN_STATES = (SubtaskState.PENDING, SubtaskState.READY, SubtaskState.QUEUED, SubtaskState.RUNNING)
+OPEN_STATES = (
+    SubtaskState.PENDING,
+    SubtaskState.AWAITING_APPROVAL,
+    SubtaskState.READY,
+    SubtaskState.QUEUED,
+    SubtaskState.RUNNING,
+)
+# a subtask whose dependencies are done: ready, or awaiting approval first (ready_at is set either way)
+RELEASE = "CASE WHEN {flag} THEN 'awaiting_approval' ELSE 'ready' END"
 MIGRATION_LOCK = 7_271_000  # advisory lock id: one migrator at a time
 Closing = Callable[[TaskView], str]  # a finished task's closing message, written with its final state
 
@@ -83,8 +91,14 @@ SUBTASK_COLUMNS = [
     "timeout_s",
     "max_attempts",
     "handoff_depth",
+    "requires_approval",
 ]
 SMALL_PLAN = 64  # subtasks stored by one pipelined INSERT; a larger plan goes in by COPY
+
+
+def _released(requires_approval: bool) -> SubtaskState:
+    """The state of a subtask whose dependencies are done."""
+    return SubtaskState.AWAITING_APPROVAL if requires_approval else SubtaskState.READY
 
 
 class Store:
@@ -169,7 +183,7 @@ class Store:
         rows = []
         ready: list[Ready] = []
         for seq, s in enumerate(subtasks):
-            state = SubtaskState.PENDING if s.depends_on or s.after else SubtaskState.READY
+            state = SubtaskState.PENDING if s.depends_on or s.after else _released(s.requires_approval)
             if state == SubtaskState.READY:
                 ready.append(Ready(str(task_id), s.id, s.pool, s.rank, priority))
             rows.append(
@@ -188,6 +202,7 @@ class Store:
                     s.timeout_s,
                     s.max_attempts,
                     0,
+                    s.requires_approval,
                 )
             )
         async with self.pool.acquire() as conn, conn.transaction():
@@ -208,6 +223,7 @@ class Store:
             )
             await self._insert_subtasks(conn, task_id, rows)
             await self._event(conn, task_id, None, "task_submitted", {"subtasks": len(rows), "strategy": strategy})
+            await self._awaiting(conn, task_id, [r[1] for r in rows if r[8] == SubtaskState.AWAITING_APPROVAL])
         return ready
 
     async def _insert_subtasks(self, conn: asyncpg.Connection, task_id: UUID, rows: list[tuple[Any, ...]]) -> None:
@@ -216,12 +232,15 @@ class Store:
             await conn.executemany(
                 f"INSERT INTO subtasks ({', '.join(SUBTASK_COLUMNS)}, ready_at) VALUES"
                 f" ({', '.join(f'${i + 1}' for i in range(len(SUBTASK_COLUMNS)))},"
-                " CASE WHEN $9 = 'ready' THEN now() END)",
+                " CASE WHEN $9 IN ('ready', 'awaiting_approval') THEN now() END)",
                 rows,
             )
             return
         await conn.copy_records_to_table("subtasks", schema_name=self.schema, records=rows, columns=SUBTASK_COLUMNS)
-        await conn.execute("UPDATE subtasks SET ready_at = now() WHERE task_id = $1 AND state = 'ready'", task_id)
+        await conn.execute(
+            "UPDATE subtasks SET ready_at = now() WHERE task_id = $1 AND state IN ('ready', 'awaiting_approval')",
+            task_id,
+        )
 
     async def add_subtasks(
         self, task_id: str, parent_id: str, depth: int, subtasks: Sequence[PlannedSubtask]
@@ -241,12 +260,12 @@ class Store:
             }
             for i, s in enumerate(subtasks):
                 deps_open = any(done.get(d) != SubtaskState.SUCCEEDED for d in s.depends_on)
-                state = SubtaskState.PENDING if deps_open else SubtaskState.READY
+                state = SubtaskState.PENDING if deps_open else _released(s.requires_approval)
                 await conn.execute(
                     "INSERT INTO subtasks (task_id, id, seq, tool, pool, arguments, depends_on, state, rank,"
-                    " retryable, timeout_s, max_attempts, handoff_depth, parent_id, ready_at)"
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,"
-                    " CASE WHEN $8 = 'ready' THEN now() END)",
+                    " retryable, timeout_s, max_attempts, handoff_depth, parent_id, requires_approval, ready_at)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
+                    " CASE WHEN $8 IN ('ready', 'awaiting_approval') THEN now() END)",
                     UUID(task_id),
                     s.id,
                     seq + i,
@@ -261,9 +280,12 @@ class Store:
                     s.max_attempts,
                     depth,
                     parent_id,
+                    s.requires_approval,
                 )
                 if state == SubtaskState.READY:
                     ready.append(Ready(task_id, s.id, s.pool, s.rank, task["priority"]))
+                elif state == SubtaskState.AWAITING_APPROVAL:
+                    await self._awaiting(conn, UUID(task_id), [s.id])
             await self._event(
                 conn, UUID(task_id), parent_id, "handoff", {"added": [s.id for s in subtasks], "depth": depth}
             )
@@ -477,14 +499,14 @@ class Store:
             return out
         rows = await conn.fetch(
             "WITH released AS ("
-            "  UPDATE subtasks s SET state = 'ready', ready_at = now()"
+            "  UPDATE subtasks s SET state = " + RELEASE.format(flag="s.requires_approval") + ", ready_at = now()"
             "  FROM tasks t WHERE t.id = s.task_id AND s.task_id = $1 AND s.state = 'pending'"
             "  AND (s.depends_on && $2::text[] OR s.after_ids && $2::text[])"
             "  AND NOT EXISTS (SELECT 1 FROM subtasks d WHERE d.task_id = $1 AND d.id = ANY(s.depends_on)"
             "    AND d.state <> 'succeeded')"
             "  AND NOT EXISTS (SELECT 1 FROM subtasks d WHERE d.task_id = $1 AND d.id = ANY(s.after_ids)"
             "    AND d.state = ANY($3))"
-            "  RETURNING s.id, s.pool, s.rank, t.priority),"
+            "  RETURNING s.id, s.pool, s.rank, t.priority, s.state),"
             " finished AS ("
             "  UPDATE tasks SET finished_at = now(), state = CASE WHEN EXISTS (SELECT 1 FROM subtasks"
             "    WHERE task_id = $1 AND state <> 'succeeded') THEN 'failed' ELSE 'succeeded' END"
@@ -492,8 +514,8 @@ class Store:
             "  AND NOT EXISTS (SELECT 1 FROM subtasks WHERE task_id = $1 AND finished_at IS NULL)"
             "  RETURNING state),"
             " ev AS (INSERT INTO events (task_id, kind) SELECT $1, 'task_' || state FROM finished)"
-            " SELECT id, pool, rank, priority, NULL AS final FROM released"
-            " UNION ALL SELECT NULL, NULL, NULL, NULL, state FROM finished",
+            " SELECT id, pool, rank, priority, state AS released_as, NULL AS final FROM released"
+            " UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, state FROM finished",
             tid,
             [*changed, *out.skipped],
             list(OPEN_STATES),
@@ -501,6 +523,8 @@ class Store:
         for r in rows:
             if r["final"] is not None:
                 out.task_state = r["final"]
+            elif r["released_as"] == SubtaskState.AWAITING_APPROVAL:
+                await self._awaiting(conn, tid, [r["id"]])
             else:
                 out.released.append(Ready(str(tid), r["id"], r["pool"], r["rank"], r["priority"]))
         return out
@@ -542,6 +566,62 @@ class Store:
             owner,
         )
         return result.endswith(" 1")
+
+    # ------------------------------------------------------------------ approvals
+    async def _awaiting(self, conn: asyncpg.Connection, tid: UUID, ids: list[str]) -> None:
+        for subtask_id in ids:
+            await self._event(conn, tid, subtask_id, "subtask_awaiting_approval", {})
+
+    async def decide(
+        self, task_id: str, subtask_id: str, approve: bool, by: str, reason: str, closing: Closing
+    ) -> Transition | None:
+        """A person's decision on a subtask awaiting approval, with its event, in one transaction: approved, it
+        is ready (``released``); rejected, it is skipped with everything that depends on it, and the task may
+        end. None when it was not awaiting approval (already decided, never asked, or gone)."""
+        tid = UUID(task_id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            task = await conn.fetchrow("SELECT state, priority FROM tasks WHERE id = $1 FOR UPDATE", tid)
+            if task is None:
+                return None
+            error = None if approve else f"rejected by {by}: {reason}" if reason else f"rejected by {by}"
+            row = await conn.fetchrow(
+                "UPDATE subtasks SET decided_by = $3, state = CASE WHEN $4 THEN 'ready' ELSE 'skipped' END,"
+                " ready_at = CASE WHEN $4 THEN now() ELSE ready_at END,"
+                " finished_at = CASE WHEN $4 THEN NULL ELSE now() END, error = $5"
+                " WHERE task_id = $1 AND id = $2 AND state = 'awaiting_approval' RETURNING pool, rank",
+                tid,
+                subtask_id,
+                by,
+                approve,
+                error,
+            )
+            if row is None:
+                return None
+            kind = "subtask_approved" if approve else "subtask_rejected"
+            await self._event(conn, tid, subtask_id, kind, {"by": by, **({"reason": reason} if reason else {})})
+            if approve:
+                return Transition(released=[Ready(task_id, subtask_id, row["pool"], row["rank"], task["priority"])])
+            transition = await self._advance(conn, tid, task["state"], changed=[subtask_id], failed=[subtask_id])
+            if transition.task_state:
+                transition.view = await self._close(conn, task_id, closing)
+            return transition
+
+    async def awaiting_approval(self, task_id: str) -> list[str]:
+        """The task's subtasks awaiting approval."""
+        rows = await self.pool.fetch(
+            "SELECT id FROM subtasks WHERE task_id = $1 AND state = 'awaiting_approval' ORDER BY seq", UUID(task_id)
+        )
+        return [r["id"] for r in rows]
+
+    async def overdue_approvals(self, older_than_s: float, limit: int = 100) -> list[tuple[str, str]]:
+        """(task, subtask) pairs that have awaited approval longer than ``older_than_s``."""
+        rows = await self.pool.fetch(
+            "SELECT task_id, id FROM subtasks WHERE state = 'awaiting_approval'"
+            " AND ready_at < now() - make_interval(secs => $1) ORDER BY ready_at LIMIT $2",
+            older_than_s,
+            limit,
+        )
+        return [(str(r["task_id"]), r["id"]) for r in rows]
 
     # ------------------------------------------------------------------ cancellation and deadlines
     async def cancel_task(self, task_id: str, reason: str, final_state: TaskState, closing: Closing) -> bool:
@@ -644,6 +724,8 @@ class Store:
                         attempts=r["attempts"],
                         agent_id=r["agent_id"],
                         arguments=r["arguments"],
+                        requires_approval=r["requires_approval"],
+                        decided_by=r["decided_by"],
                         result=r["result"],
                         error=r["error"],
                         started_at=r["started_at"],

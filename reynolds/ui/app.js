@@ -5,7 +5,7 @@
 "use strict";
 (() => {
   const SVG_NS = "http://www.w3.org/2000/svg";
-  const STATES = new Set(["pending", "ready", "queued", "running", "succeeded", "failed", "skipped", "cancelled"]);
+  const STATES = new Set(["pending", "awaiting_approval", "ready", "queued", "running", "succeeded", "failed", "skipped", "cancelled"]);
   const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
   const POLL_MS = 1000;
   const LIST_POLL_MS = 3000;

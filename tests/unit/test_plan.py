@@ -492,3 +492,17 @@ def test_ten_thousand_subtasks_validate() -> None:
     assert len(view.levels) == 101  # the join waits for the other chains' last step
     assert len(view.critical_path) == 101
     assert view.critical_path[-1] == "c99-99"
+
+
+# ---------------------------------------------------------------- approval
+def test_approval_is_asked_for_or_comes_from_the_destructive_policy() -> None:
+    specs = {
+        ("workbench", "echo"): {"annotations": {"readOnlyHint": True}},
+        ("workbench", "sleep"): {"annotations": {"destructiveHint": True}},
+        ("code", "lint"): {},  # unannotated: MCP's defaults say destructive
+    }
+    subtasks = (node("e"), node("s", tool="sleep"), node("l", tool="lint"), node("asked", requires_approval=True))
+    asked = {s.id: s.requires_approval for s in build(*subtasks, tool_specs=specs).subtasks}
+    assert asked == {"e": False, "s": False, "l": False, "asked": True}
+    policy = {s.id: s.requires_approval for s in build(*subtasks, tool_specs=specs, approve_destructive=True).subtasks}
+    assert policy == {"e": False, "s": True, "l": True, "asked": True}

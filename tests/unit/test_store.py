@@ -75,6 +75,7 @@ ALL_MIGRATIONS = [
     "010_experiments",
     "011_experiment_replicas",
     "012_trace_context",
+    "013_approvals",
 ]
 
 
@@ -486,3 +487,39 @@ async def test_a_failure_alone_does_not_set_a_duration_estimate(store: Store) ->
     assert await store.duration_estimates() == {}
     await store.record_stats([("devops", "scan", True, 2.0, None)])
     assert await store.duration_estimates() == {("devops", "scan"): pytest.approx(2.0)}
+
+
+# ---------------------------------------------------------------- approvals
+async def test_a_subtask_needing_approval_waits_when_it_could_run_and_approval_releases_it(store: Store) -> None:
+    task_id, ready = await submit(
+        store, node("root", requires_approval=True), node("a"), node("gate", "a", requires_approval=True)
+    )
+    assert [r.subtask_id for r in ready] == ["a"]  # the root waits for a person, not for the queue
+    out = await run(store, task_id, "a")
+    assert out.released == [] and out.task_state is None
+    assert await states(store, task_id) == {"root": "awaiting_approval", "a": "succeeded", "gate": "awaiting_approval"}
+    assert await store.awaiting_approval(task_id) == ["root", "gate"]
+    claim, _ = await store.claim(task_id, "gate", OWNER, 30)
+    assert claim is None  # no dispatcher can take it
+    approved = await store.decide(task_id, "gate", True, "alice", "", closing)
+    assert approved is not None and [r.subtask_id for r in approved.released] == ["gate"]
+    assert await store.decide(task_id, "gate", False, "bob", "", closing) is None  # decided already
+    view = await store.task_view(task_id)
+    assert {s.id: s.decided_by for s in view.subtasks}["gate"] == "alice"
+    kinds = [(e.kind, e.subtask_id) for e in await store.events(task_id)]
+    assert ("subtask_awaiting_approval", "root") in kinds and ("subtask_approved", "gate") in kinds
+
+
+async def test_a_rejection_skips_dependents_and_can_end_the_task(store: Store) -> None:
+    task_id, _ = await submit(store, node("risky", requires_approval=True), node("after", "risky"))
+    out = await store.decide(task_id, "risky", False, "alice", "too risky", closing)
+    assert out is not None and out.skipped == ["after"] and out.task_state == "failed"
+    assert out.view is not None and out.view.message  # the closing words, written in that transaction
+    assert await states(store, task_id) == {"risky": "skipped", "after": "skipped"}
+    assert {s.id: s.error for s in out.view.subtasks}["risky"] == "rejected by alice: too risky"
+
+
+async def test_overdue_approvals_are_found_by_age(store: Store) -> None:
+    task_id, _ = await submit(store, node("wait", requires_approval=True))
+    assert await store.overdue_approvals(3600) == []
+    assert await store.overdue_approvals(0) == [(task_id, "wait")]
