@@ -10,6 +10,7 @@ import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 
+from reynolds import workers
 from reynolds.models import TaskState
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
@@ -136,10 +137,16 @@ class Metrics:
         self.oldest_running_task.set(0)
 
 
+def shared() -> bool:
+    """True in a worker of ``reynolds serve --workers N``: metrics live in the directory the workers share. (The
+    variable alone, set by hand for one process, does not count: its files may be any process's, dead ones too.)"""
+    return os.environ.get(workers.WORKER_ENV) is not None and bool(os.environ.get(workers.METRICS_ENV))
+
+
 def clear(gauge: Gauge) -> None:
     """Drop a gauge's series. Under ``--workers N`` prometheus_client cannot delete a value from the shared
     directory (``clear`` would leave it there at its last value), so each is set to 0: 0 loses every max."""
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if not shared():
         gauge.clear()
         return
     for sample in gauge.collect()[0].samples:
@@ -149,7 +156,7 @@ def clear(gauge: Gauge) -> None:
 def exposition(registry: CollectorRegistry) -> CollectorRegistry:
     """What /metrics serves: this process's registry, or, under ``reynolds serve --workers N``, every worker's
     metrics merged from the directory they share (counters summed, gauges by their ``multiprocess_mode``)."""
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if not shared():
         return registry
     merged = CollectorRegistry()
     multiprocess.MultiProcessCollector(merged)

@@ -68,7 +68,7 @@ COUNT = textwrap.dedent(
 
 
 def test_metrics_of_every_worker_are_merged(tmp_path: Path) -> None:
-    env = {**os.environ, workers.METRICS_ENV: str(tmp_path)}
+    env = {**os.environ, workers.METRICS_ENV: str(tmp_path), workers.WORKER_ENV: "0"}
     for leader in (1, 0):  # two worker processes, each with its own counters
         subprocess.run([sys.executable, "-c", COUNT.format(leader=leader)], env=env, check=True)
     show = "from prometheus_client import CollectorRegistry, generate_latest\n"
