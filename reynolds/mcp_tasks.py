@@ -1,16 +1,17 @@
-"""MCP Tasks (protocol 2025-11-25, the revision the SDK implements them for): ``orchestrate`` as a task.
+"""MCP Tasks (protocol 2025-11-25, the revision the SDK implements them for): ``orchestrate`` and
+``run_experiment`` as tasks.
 
-A handshake-era client that sends ``tools/call`` of ``orchestrate`` with a ``task`` field gets a task at once
+A handshake-era client that sends ``tools/call`` of either with a ``task`` field gets a task at once
 (``CreateTaskResult``) instead of holding the request open, then polls:
 
-- ``tasks/get``: the task's status (``working`` while it runs, then ``completed``, ``failed`` or ``cancelled``);
-- ``tasks/result``: waits for the end and returns what ``orchestrate(wait=true)`` would have returned;
-- ``tasks/list`` (your tasks, newest first, by cursor) and ``tasks/cancel``.
+- ``tasks/get``: the status (``working`` while it runs, then ``completed``, ``failed`` or ``cancelled``);
+- ``tasks/result``: waits for the end and returns what the tool would have returned with ``wait=true``;
+- ``tasks/list`` (your tasks and experiments, newest first, by cursor) and ``tasks/cancel``.
 
-The MCP task is the Reynolds task: same id, state in Postgres, so it survives a restart and any Reynolds
-process answers for it, with the tenancy of ``get_task``. Clients that do not ask keep today's behaviour.
-The 2026-07-28 revision took tasks out of the core protocol; those clients use ``wait=false`` and
-``get_task``.
+The MCP task is the Reynolds task or experiment: same id, state in Postgres, so it survives a restart and any
+Reynolds process answers for it, with the tenancy of ``get_task`` / ``get_experiment``. Clients that do not
+ask keep today's behaviour. The 2026-07-28 revision took tasks out of the core protocol; those clients use
+``wait=false`` and ``get_task`` / ``get_experiment``.
 
 The SDK has the models but neither advertises the ``tasks`` capability nor a tool's ``execution``, so
 ``enable`` adds both (the low-level server is reached, as ``client_log`` does).
@@ -33,6 +34,9 @@ from pydantic import BaseModel
 
 from reynolds import errors
 from reynolds.auth import Principal, allowed, caller_in
+from reynolds.experiments import runner as experiment_runner
+from reynolds.experiments import tools as experiments
+from reynolds.experiments.tools import ExperimentSummary, ExperimentView
 from reynolds.models import TaskState, TaskSummary, TaskView
 
 if TYPE_CHECKING:
@@ -40,16 +44,21 @@ if TYPE_CHECKING:
     from reynolds.service import Service
 
 ERA = frozenset({"2025-11-25"})
-TASK_TOOLS = frozenset({"orchestrate"})
+TASK_TOOLS: dict[str, type[TaskView | ExperimentView]] = {  # the tools that can be tasks, and what they answer
+    "orchestrate": TaskView,
+    "run_experiment": ExperimentView,
+}
 POLL_INTERVAL_MS = 1000
 PAGE = 50
+MAX_OFFSET = 10_000  # tasks/list pages deeper than this are refused: use list_tasks/list_experiments
 RELATED = "io.modelcontextprotocol/related-task"
-STATUS: dict[TaskState, types.TaskStatus] = {
+STATUS: dict[str, types.TaskStatus] = {  # a task's or an experiment's state (the same four words)
     TaskState.RUNNING: "working",
     TaskState.SUCCEEDED: "completed",
     TaskState.FAILED: "failed",
     TaskState.CANCELLED: "cancelled",
 }
+Tracked = TaskView | TaskSummary | ExperimentView | ExperimentSummary
 CAPABILITY = types.ServerTasksCapability(
     list=types.TasksListCapability(),
     cancel=types.TasksCancelCapability(),
@@ -60,11 +69,11 @@ Handler = Callable[[ServerRequestContext[Any, Any], Any], Awaitable[HandlerResul
 OwnTask = Callable[["Service", Principal, str], Awaitable[None]]
 
 
-def task_of(view: TaskView | TaskSummary, ttl_ms: int | None) -> types.Task:
+def task_of(view: Tracked, ttl_ms: int | None) -> types.Task:
     return types.Task(
-        task_id=view.task_id,
+        task_id=view.task_id if isinstance(view, TaskView | TaskSummary) else view.experiment_id,
         status=STATUS[view.state],
-        status_message=getattr(view, "message", None),
+        status_message=getattr(view, "message", None) or getattr(view, "error", None),
         created_at=view.created_at.isoformat(),
         last_updated_at=_last_update(view).isoformat(),
         ttl=ttl_ms,
@@ -72,7 +81,7 @@ def task_of(view: TaskView | TaskSummary, ttl_ms: int | None) -> types.Task:
     )
 
 
-def _last_update(view: TaskView | TaskSummary) -> datetime:
+def _last_update(view: Tracked) -> datetime:
     """The task's end, or the latest start or end of one of its subtasks, or its creation."""
     moments = [view.created_at, *([view.finished_at] if view.finished_at else [])]
     for sub in getattr(view, "subtasks", []):
@@ -106,7 +115,7 @@ class Tasks(Extension):
     identifier = "dev.reynolds/tasks"
 
     def __init__(
-        self, holder: Holder, own_task: OwnTask, reply: Callable[[TaskView], types.CallToolResult], ttl_ms: int | None
+        self, holder: Holder, own_task: OwnTask, reply: Callable[[BaseModel], types.CallToolResult], ttl_ms: int | None
     ) -> None:
         self.holder, self.own_task, self.reply, self.ttl_ms = holder, own_task, reply, ttl_ms
 
@@ -118,42 +127,64 @@ class Tasks(Extension):
             MethodBinding("tasks/cancel", types.CancelTaskRequestParams, _answering(self._cancel), ERA),
         ]
 
-    async def _view(self, ctx: ServerRequestContext[Any, Any], scope: str, task_id: str) -> TaskView:
-        service = self.holder.get()
-        await self.own_task(service, _caller(ctx, scope), task_id)
-        return await service.engine.get_task(task_id)
+    async def _find(self, ctx: ServerRequestContext[Any, Any], scope: str, task_id: str) -> TaskView | ExperimentView:
+        """The Reynolds task or the experiment with this id, if the caller may see it (NotFound otherwise)."""
+        service, principal = self.holder.get(), _caller(ctx, scope)
+        try:
+            await self.own_task(service, principal, task_id)
+            return await service.engine.get_task(task_id)
+        except errors.NotFound:
+            try:
+                return await experiments.view(service.store.pool, task_id, principal)
+            except errors.NotFound:
+                raise errors.NotFound(f"no task {task_id}") from None
 
     async def _get(self, ctx: ServerRequestContext[Any, Any], params: types.GetTaskRequestParams) -> types.Task:
-        return types.GetTaskResult(**dict(task_of(await self._view(ctx, "read", params.task_id), self.ttl_ms)))
+        return types.GetTaskResult(**dict(task_of(await self._find(ctx, "read", params.task_id), self.ttl_ms)))
 
     async def _result(
         self, ctx: ServerRequestContext[Any, Any], params: types.GetTaskPayloadRequestParams
     ) -> types.CallToolResult:
-        service = self.holder.get()
-        await self.own_task(service, _caller(ctx, "read"), params.task_id)
-        result = self.reply(await service.engine.wait(params.task_id))
+        """What the tool would have answered with wait=true, once the task (or experiment) has ended."""
+        found, service = await self._find(ctx, "read", params.task_id), self.holder.get()
+        if isinstance(found, TaskView):
+            ended: BaseModel = await service.engine.wait(params.task_id)
+        else:
+            ended = await experiments.follow(service.store.pool, params.task_id, _caller(ctx, "read"))
+        result = self.reply(ended)
         return result.model_copy(update={"meta": {**(result.meta or {}), RELATED: {"taskId": params.task_id}}})
 
     async def _list(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ) -> types.ListTasksResult:
+        """Tasks and experiments together, newest first. A cursor is an offset into that list, at most
+        MAX_OFFSET: each page reads up to offset + PAGE rows of both."""
         principal, offset = _caller(ctx, "read"), _offset(params.cursor if params else None)
         submitter = None if principal.allows("admin") else principal.name
-        page = await self.holder.get().engine.list_tasks(None, PAGE, offset, submitter)
-        after = offset + len(page.tasks)
+        page = await self.holder.get().engine.list_tasks(None, offset + PAGE, 0, submitter)
+        runs = await experiments.summaries(self.holder.get().store.pool, offset + PAGE, submitter)
+        both: list[Tracked] = sorted([*page.tasks, *runs.experiments], key=lambda t: t.created_at, reverse=True)
+        shown = both[offset : offset + PAGE]
+        more = offset + len(shown) < page.total + runs.total
         return types.ListTasksResult(
-            tasks=[task_of(t, self.ttl_ms) for t in page.tasks], next_cursor=str(after) if after < page.total else None
+            tasks=[task_of(t, self.ttl_ms) for t in shown], next_cursor=str(offset + len(shown)) if more else None
         )
 
     async def _cancel(
         self, ctx: ServerRequestContext[Any, Any], params: types.CancelTaskRequestParams
     ) -> types.CancelTaskResult:
-        if (await self._view(ctx, "submit", params.task_id)).state != TaskState.RUNNING:
-            raise errors.InvalidRequest(f"task {params.task_id} has already ended")
-        view = await self.holder.get().engine.cancel(params.task_id)
-        if view.state != TaskState.CANCELLED:  # it ended on its own in the meantime
-            raise errors.InvalidRequest(f"task {params.task_id} has already ended")
-        return types.CancelTaskResult(**dict(task_of(view, self.ttl_ms)))
+        task_id, service = params.task_id, self.holder.get()
+        found = await self._find(ctx, "submit", task_id)
+        if found.state != TaskState.RUNNING:
+            raise errors.InvalidRequest(f"task {task_id} has already ended")
+        if isinstance(found, TaskView):
+            found = await service.engine.cancel(task_id)
+        else:
+            await experiment_runner.cancel(service, task_id)
+            found = await experiments.view(service.store.pool, task_id, _caller(ctx, "submit"))
+        if found.state != TaskState.CANCELLED:  # it ended on its own in the meantime
+            raise errors.InvalidRequest(f"task {task_id} has already ended")
+        return types.CancelTaskResult(**dict(task_of(found, self.ttl_ms)))
 
     async def middleware(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         """A task-augmented call of a task tool runs as ``wait=false`` and answers with the task. This sits in
@@ -175,7 +206,7 @@ class Tasks(Extension):
         view = data.get("structuredContent") if isinstance(data, Mapping) and not data.get("isError") else None
         if not isinstance(view, Mapping):
             return result  # refused before a task existed (a bad plan, no scope): the tool's own error
-        task = task_of(TaskView.model_validate(view), self.ttl_ms)
+        task = task_of(TASK_TOOLS[params["name"]].model_validate(view), self.ttl_ms)
         created = types.CreateTaskResult(task=task).model_dump(by_alias=True, mode="json", exclude_none=True)
         # a text line too: clients whose SDK checks a tools/call answer as a CallToolResult (the Python SDK's
         # does) then accept it, and one that ignores tasks still learns the id
@@ -186,8 +217,8 @@ class Tasks(Extension):
 def _offset(cursor: str | None) -> int:
     if cursor is None:
         return 0
-    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 9:
-        raise errors.InvalidRequest(f"{cursor[:40]!r} is not a cursor from tasks/list")
+    if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 9 or int(cursor) > MAX_OFFSET:
+        raise errors.InvalidRequest(f"{cursor[:40]!r} is not a cursor from tasks/list (at most {MAX_OFFSET})")
     return int(cursor)
 
 

@@ -3,6 +3,7 @@
 No ``from __future__ import annotations``: the SDK reads these tools' annotations at registration."""
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -57,6 +58,7 @@ class ExperimentSummary(BaseModel):
 
 class ExperimentList(BaseModel):
     experiments: list[ExperimentSummary]
+    total: int = Field(description="experiments in all (of that state)")
 
 
 def register_experiment_tools(mcp: MCPServer, holder: "Holder") -> None:
@@ -86,7 +88,7 @@ def register_experiment_tools(mcp: MCPServer, holder: "Holder") -> None:
         experiment_id = await runner.create(service, parsed, principal.name)
         if not wait:
             return await view(service.store.pool, experiment_id, principal)
-        return await follow(service.store.pool, experiment_id, ctx, principal)
+        return await follow(service.store.pool, experiment_id, principal, ctx.report_progress)
 
     @mcp.tool()
     async def get_experiment(ctx: Context, experiment_id: str) -> ExperimentView:
@@ -104,16 +106,8 @@ def register_experiment_tools(mcp: MCPServer, holder: "Holder") -> None:
         """Experiments, newest first, optionally only those in one state; paged with limit/offset. A token sees
         the experiments it started (an admin token sees all)."""
         principal = require(ctx, "read")
-        rows = await holder.get().store.pool.fetch(
-            "SELECT id::text AS experiment_id, name, state, created_at, finished_at FROM experiments"
-            " WHERE ($1::text IS NULL OR state = $1) AND ($4::text IS NULL OR submitter = $4)"
-            " ORDER BY created_at DESC LIMIT $2 OFFSET $3",
-            state,
-            limit,
-            offset,
-            None if principal.allows("admin") else principal.name,
-        )
-        return ExperimentList(experiments=[ExperimentSummary(**dict(r)) for r in rows])
+        submitter = None if principal.allows("admin") else principal.name
+        return await summaries(holder.get().store.pool, limit, submitter, state, offset)
 
     @mcp.tool()
     async def cancel_experiment(ctx: Context, experiment_id: str) -> ExperimentView:
@@ -125,14 +119,37 @@ def register_experiment_tools(mcp: MCPServer, holder: "Holder") -> None:
         return await view(service.store.pool, experiment_id, principal)
 
 
-async def follow(pool: asyncpg.Pool, experiment_id: str, ctx: Context, principal: Principal) -> ExperimentView:
+async def summaries(
+    pool: asyncpg.Pool, limit: int, submitter: str | None, state: str | None = None, offset: int = 0
+) -> ExperimentList:
+    """Experiments newest first (``submitter``'s, or everyone's for None), and how many there are in all."""
+    where = " WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR submitter = $2)"
+    rows = await pool.fetch(
+        "SELECT id::text AS experiment_id, name, state, created_at, finished_at FROM experiments"
+        + where
+        + " ORDER BY created_at DESC LIMIT $3 OFFSET $4",
+        state,
+        submitter,
+        limit,
+        offset,
+    )
+    total = await pool.fetchval("SELECT count(*) FROM experiments" + where, state, submitter)
+    return ExperimentList(experiments=[ExperimentSummary(**dict(r)) for r in rows], total=total)
+
+
+async def follow(
+    pool: asyncpg.Pool,
+    experiment_id: str,
+    principal: Principal,
+    progress: Callable[[float, float | None, str | None], Awaitable[None]] | None = None,
+) -> ExperimentView:
     """Report progress (runs finished / runs) until the experiment ends; then its view."""
     last = -1
     while True:
         current = await view(pool, experiment_id, principal)
-        if current.runs_done != last:
+        if current.runs_done != last and progress is not None:
             last = current.runs_done
-            await ctx.report_progress(last, current.runs_total, f"{last}/{current.runs_total} runs finished")
+            await progress(last, current.runs_total, f"{last}/{current.runs_total} runs finished")
         if current.state != ExperimentState.RUNNING:
             return current
         await anyio.sleep(PROGRESS_POLL_S)

@@ -4,6 +4,7 @@ closed to other tenants."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -152,3 +153,32 @@ async def test_another_tenant_cannot_see_the_task(reynolds_cluster: Cluster) -> 
                 types.CancelTaskResult,
             )
         assert (await send(client, types.ListTasksRequest(), types.ListTasksResult)).tasks == []
+
+
+async def experiment(client: Client, strategies: list[str], seconds: float) -> types.CreateTaskResult:
+    plan = {"subtasks": [{"id": f"s{i}", "tool": "sleep", "arguments": {"seconds": seconds}} for i in range(2)]}
+    scenario = {"name": "as-a-task", "workload": {"plan": plan}, "strategies": strategies, "repetitions": 1}
+    params = types.CallToolRequestParams(
+        name="run_experiment", arguments={"scenario": json.dumps(scenario)}, task=types.TaskMetadata()
+    )
+    return await send(client, types.CallToolRequest(params=params), types.CreateTaskResult)
+
+
+async def test_run_experiment_as_a_task(reynolds_cluster: Cluster) -> None:
+    reynolds, _ = start_workbench(reynolds_cluster)
+    async with legacy(reynolds, reynolds_cluster.client_token) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        assert tools["run_experiment"].execution.task_support == "optional"
+        created = await experiment(client, ["sequential", "parallel"], 0.1)
+        experiment_id = created.task.task_id
+        assert created.task.status == "working"
+        payload = await send(client, result_request(experiment_id), types.CallToolResult)  # waits for the report
+        assert payload.structured_content["experiment_id"] == experiment_id
+        assert payload.structured_content["state"] == "succeeded" and payload.structured_content["report"]
+        assert (await status(client, experiment_id)).status == "completed"
+        listed = [t.task_id for t in (await send(client, types.ListTasksRequest(), types.ListTasksResult)).tasks]
+        assert experiment_id in listed and len(listed) == 3  # the experiment and the tasks of its two runs
+
+        long = await experiment(client, ["sequential", "parallel"], 30)
+        request = types.CancelTaskRequest(params=types.CancelTaskRequestParams(task_id=long.task.task_id))
+        assert (await send(client, request, types.CancelTaskResult)).status == "cancelled"

@@ -115,3 +115,24 @@ async def test_errors_map_to_protocol_codes() -> None:
         with pytest.raises(MCPError) as err:
             await mcp_tasks._answering(fn)(None, None)  # type: ignore[arg-type]
         assert err.value.error.code == code
+
+
+def test_an_experiment_is_a_task_too() -> None:
+    from reynolds.experiments.runner import ExperimentState
+    from reynolds.experiments.tools import ExperimentView
+
+    experiment = ExperimentView(
+        experiment_id=VIEW.task_id,
+        name="e",
+        state=ExperimentState.FAILED,
+        error="a run failed",
+        created_at=VIEW.created_at,
+        finished_at=None,
+        runs_total=2,
+        runs_done=1,
+        runs=[],
+        report=None,
+        markdown=None,
+    )
+    task = mcp_tasks.task_of(experiment, None)
+    assert (task.task_id, task.status, task.status_message) == (VIEW.task_id, "failed", "a run failed")
