@@ -147,12 +147,29 @@ class Tasks(Extension):
     ) -> types.CallToolResult:
         """What the tool would have answered with wait=true, once the task (or experiment) has ended."""
         found, service = await self._find(ctx, "read", params.task_id), self.holder.get()
+        moved = self._status_notes(ctx, found)
         if isinstance(found, TaskView):
-            ended: BaseModel = await service.engine.wait(params.task_id)
+            ended: TaskView | ExperimentView = await service.engine.wait(params.task_id, moved)
         else:
-            ended = await experiments.follow(service.store.pool, params.task_id, _caller(ctx, "read"))
+            ended = await experiments.follow(service.store.pool, params.task_id, _caller(ctx, "read"), moved)
+        await _notify(ctx, task_of(ended, self.ttl_ms))
         result = self.reply(ended)
         return result.model_copy(update={"meta": {**(result.meta or {}), RELATED: {"taskId": params.task_id}}})
+
+    def _status_notes(
+        self, ctx: ServerRequestContext[Any, Any], found: TaskView | ExperimentView
+    ) -> Callable[[float, float | None, str | None], Awaitable[None]]:
+        """While ``tasks/result`` waits: a ``notifications/tasks/status`` on its stream each time the work moves,
+        the progress ("3/5 subtasks finished") as the status message."""
+        task = task_of(found, self.ttl_ms)
+
+        async def moved(done: float, total: float | None, message: str | None) -> None:
+            if total is not None and done >= total:
+                return  # the end: _result tells it with the final status
+            now = datetime.now(found.created_at.tzinfo).isoformat()
+            await _notify(ctx, task.model_copy(update={"status_message": message, "last_updated_at": now}))
+
+        return moved
 
     async def _list(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
@@ -212,6 +229,11 @@ class Tasks(Extension):
         # does) then accept it, and one that ignores tasks still learns the id
         line = f"task {task.task_id} {task.status}: poll tasks/get, collect with tasks/result"
         return {**created, "content": [{"type": "text", "text": line}]}
+
+
+async def _notify(ctx: ServerRequestContext[Any, Any], task: types.Task) -> None:
+    params = types.TaskStatusNotificationParams(**dict(task))
+    await ctx.session.send_notification(types.TaskStatusNotification(params=params), ctx.request_id)
 
 
 def _offset(cursor: str | None) -> int:

@@ -13,6 +13,7 @@ import httpx2
 import mcp_types as types
 import pytest
 from mcp import Client, MCPError
+from mcp.client.extension import ClientExtension, NotificationBinding
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.integration.cluster import Cluster, Proc
@@ -22,12 +23,37 @@ pytestmark = pytest.mark.anyio
 PLAN = {"subtasks": [{"id": "nap", "tool": "sleep", "arguments": {"seconds": 1.5}}]}
 
 
+class StatusWatcher(ClientExtension):
+    """The client side of notifications/tasks/status (the SDK has the model, not the method)."""
+
+    identifier = "dev.reynolds-tests/task-status"
+
+    def __init__(self, seen: list[types.TaskStatusNotificationParams]) -> None:
+        self.seen = seen
+
+    def notifications(self) -> list[NotificationBinding[Any]]:
+        async def note(params: types.TaskStatusNotificationParams) -> None:
+            self.seen.append(params)
+
+        return [
+            NotificationBinding(
+                method="notifications/tasks/status", params_type=types.TaskStatusNotificationParams, handler=note
+            )
+        ]
+
+
 @asynccontextmanager
-async def legacy(proc: Proc, token: str, mode: str = "legacy") -> AsyncIterator[Client]:
+async def legacy(
+    proc: Proc, token: str, mode: str = "legacy", seen: list[types.TaskStatusNotificationParams] | None = None
+) -> AsyncIterator[Client]:
     headers = {"Authorization": f"Bearer {token}"}
     async with (
         httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=None)) as http,
-        Client(streamable_http_client(f"{proc.base_url}/mcp", http_client=http), mode=mode) as client,
+        Client(
+            streamable_http_client(f"{proc.base_url}/mcp", http_client=http),
+            mode=mode,
+            extensions=[StatusWatcher(seen if seen is not None else [])],
+        ) as client,
     ):
         yield client
 
@@ -52,7 +78,8 @@ def result_request(task_id: str) -> types.GetTaskPayloadRequest:
 
 async def test_orchestrate_as_a_task_get_result_and_list(reynolds_cluster: Cluster) -> None:
     reynolds, _ = start_workbench(reynolds_cluster)
-    async with legacy(reynolds, reynolds_cluster.client_token) as client:
+    seen: list[types.TaskStatusNotificationParams] = []
+    async with legacy(reynolds, reynolds_cluster.client_token, seen=seen) as client:
         assert client.server_capabilities.tasks is not None
         assert client.server_capabilities.tasks.requests.tools.call is not None
         tools = {t.name: t for t in (await client.list_tools()).tools}
@@ -68,6 +95,8 @@ async def test_orchestrate_as_a_task_get_result_and_list(reynolds_cluster: Clust
         assert payload.structured_content["state"] == "succeeded"
         assert payload.meta["io.modelcontextprotocol/related-task"] == {"taskId": task_id}
         assert (await status(client, task_id)).status == "completed"
+        assert {n.task_id for n in seen} == {task_id}  # status notifications while tasks/result waited
+        assert seen[-1].status == "completed" and all(n.status == "working" for n in seen[:-1])
 
         listed = await send(client, types.ListTasksRequest(), types.ListTasksResult)
         assert [t.task_id for t in listed.tasks] == [task_id]
