@@ -4,7 +4,8 @@ and small helpers the tests share for waiting on observable state instead of sle
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import asyncpg
 import httpx2
 import pytest
 from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
 
 from reynolds.client import ProgressFn, call
 from reynolds.models import TERMINAL_TASK_STATES
@@ -24,6 +26,18 @@ from tests.integration.cluster import Cluster, Proc, cluster
 def reynolds_cluster(tmp_path: Path) -> Iterator[Cluster]:
     with cluster(tmp_path / "cluster") as c:
         yield c
+
+
+@asynccontextmanager
+async def sdk_client(proc: Proc, token: str, **options: Any) -> AsyncIterator[Client]:
+    """The SDK's own client on ``proc``'s /mcp with a client token; ``options`` go to ``Client`` (``mode``,
+    callbacks, extensions)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=None)) as http,
+        Client(streamable_http_client(f"{proc.base_url}/mcp", http_client=http), **options) as client,
+    ):
+        yield client
 
 
 def start_workbench(c: Cluster, replicas: int = 1, **reynolds_settings: str) -> tuple[Proc, list[Proc]]:

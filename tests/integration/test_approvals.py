@@ -8,16 +8,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx2
 import mcp_types as types
 import pytest
 from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 
 from reynolds.client import call
 from reynolds.errors import ReynoldsError
 from tests.integration.cluster import Cluster, Proc
-from tests.integration.conftest import start_workbench, wait_task, wait_until
+from tests.integration.conftest import sdk_client, start_workbench, wait_task, wait_until
 
 pytestmark = pytest.mark.anyio
 PLAN = {
@@ -105,13 +103,7 @@ async def eliciting(proc: Proc, token: str, mode: str, answer: dict[str, Any] | 
             return types.ElicitResult(action="decline")
         return types.ElicitResult(action="accept", content=answer)
 
-    headers = {"Authorization": f"Bearer {token}"}
-    async with (
-        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=None)) as http,
-        Client(
-            streamable_http_client(f"{proc.base_url}/mcp", http_client=http), mode=mode, elicitation_callback=elicit
-        ) as client,
-    ):
+    async with sdk_client(proc, token, mode=mode, elicitation_callback=elicit) as client:
         client.asked = asked  # type: ignore[attr-defined]
         yield client
 

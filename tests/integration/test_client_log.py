@@ -7,15 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx2
 import pytest
 from mcp.client import Client
-from mcp.client.streamable_http import streamable_http_client
 from mcp.types import LoggingMessageNotificationParams
 
 from reynolds.client import call
 from tests.integration.cluster import Cluster
-from tests.integration.conftest import start_workbench
+from tests.integration.conftest import sdk_client, start_workbench
 
 pytestmark = pytest.mark.anyio
 PLAN = {
@@ -32,15 +30,7 @@ async def client(c: Cluster, seen: list[LoggingMessageNotificationParams], **opt
     async def on_log(params: LoggingMessageNotificationParams) -> None:
         seen.append(params)
 
-    headers = {"Authorization": f"Bearer {c.client_token}"}
-    async with (
-        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=None)) as http,
-        Client(
-            streamable_http_client(f"{c.reynolds[0].base_url}/mcp", http_client=http),
-            logging_callback=on_log,
-            **options,
-        ) as session,
-    ):
+    async with sdk_client(c.reynolds[0], c.client_token, logging_callback=on_log, **options) as session:
         yield session
 
 

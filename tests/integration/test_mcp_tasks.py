@@ -9,15 +9,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx2
 import mcp_types as types
 import pytest
 from mcp import Client, MCPError
 from mcp.client.extension import ClientExtension, NotificationBinding
-from mcp.client.streamable_http import streamable_http_client
 
 from tests.integration.cluster import Cluster, Proc
-from tests.integration.conftest import start_workbench
+from tests.integration.conftest import sdk_client, start_workbench
 
 pytestmark = pytest.mark.anyio
 PLAN = {"subtasks": [{"id": "nap", "tool": "sleep", "arguments": {"seconds": 1.5}}]}
@@ -46,15 +44,7 @@ class StatusWatcher(ClientExtension):
 async def legacy(
     proc: Proc, token: str, mode: str = "legacy", seen: list[types.TaskStatusNotificationParams] | None = None
 ) -> AsyncIterator[Client]:
-    headers = {"Authorization": f"Bearer {token}"}
-    async with (
-        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=None)) as http,
-        Client(
-            streamable_http_client(f"{proc.base_url}/mcp", http_client=http),
-            mode=mode,
-            extensions=[StatusWatcher(seen if seen is not None else [])],
-        ) as client,
-    ):
+    async with sdk_client(proc, token, mode=mode, extensions=[StatusWatcher([] if seen is None else seen)]) as client:
         yield client
 
 

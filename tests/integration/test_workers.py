@@ -10,14 +10,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import httpx2
 import pytest
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 
 from reynolds.client import call
 from tests.integration.cluster import Cluster, Proc
-from tests.integration.conftest import metrics_text, wait_task, wait_until
+from tests.integration.conftest import metrics_text, sdk_client, wait_task, wait_until
 
 pytestmark = pytest.mark.anyio
 TASKS = 12
@@ -79,11 +76,7 @@ async def test_two_workers_share_the_port_the_queue_and_the_metrics(reynolds_clu
 
 async def test_the_handshake_era_works_without_sessions(reynolds_cluster: Cluster) -> None:
     reynolds, _agent = workers(reynolds_cluster)
-    headers = {"Authorization": f"Bearer {reynolds_cluster.client_token}"}
-    async with (
-        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30.0, read=None)) as http,
-        Client(streamable_http_client(f"{reynolds.base_url}/mcp", http_client=http), mode="legacy") as session,
-    ):
+    async with sdk_client(reynolds, reynolds_cluster.client_token, mode="legacy") as session:
         for i in range(10):  # with per-process sessions some of these would land on the other worker and fail
             plan = {"subtasks": [{"id": "e", "tool": "echo", "arguments": {"value": i}}]}
             view = await call(session, "orchestrate", {"plan": plan, "wait": True})
