@@ -38,4 +38,4 @@ fi
 mkdir -p "$config/cli-plugins"
 ln -sf "$binary" "$config/cli-plugins/docker-compose"
 DOCKER_CONFIG=$config docker compose version >&2
-echo "export DOCKER_CONFIG=$config"
+printf 'export DOCKER_CONFIG=%q\n' "$config" # quoted: the caller evals this line
