@@ -179,7 +179,7 @@ def client_server(holder: Holder, state_key: str, task_ttl_ms: int | None = None
         principal = require(ctx, "submit")
         plan, planning = await resolve_plan(plan, goal, draft, redraft)
         service = holder.get()
-        task_id, _ = await service.engine.submit(
+        task_id, planned = await service.engine.submit(
             plan,
             goal,
             strategy,
@@ -198,7 +198,8 @@ def client_server(holder: Holder, state_key: str, task_ttl_ms: int | None = None
             await ctx.report_progress(done, total, message)
             await events.flush()  # the events behind the new count, as log messages
 
-        view = await service.engine.wait(task_id, progress, until_approval=True)
+        asks = any(s.requires_approval for s in planned.subtasks)  # else no approval query on the hot path
+        view = await service.engine.wait(task_id, progress, until_approval=asks)
         await events.flush()
         if view.state == TaskState.RUNNING:  # a subtask waits for a person: the caller decides, not Reynolds
             view.message = awaiting_message(view)
