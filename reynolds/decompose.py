@@ -6,9 +6,11 @@ Two planners, tried in this order:
   their descriptions and input schemas. The answer is parsed and validated like any plan; when it
   is not valid JSON or does not validate, the LLM is asked once more with the error.
 - **router**: without sampling, match the goal's words against tool names and descriptions and
-  build a plan of independent calls to the tools that match, filling a ``path`` or ``repo``
-  argument from the goal when one is written there. Tools whose other required arguments cannot
-  be known from the goal are left out, and the plan says so.
+  build a plan of calls to the tools that match, filling a ``path`` or ``repo`` argument from the goal
+  when one is written there. Tools whose other required arguments cannot be known from the goal are left
+  out, and the plan says so. Ordering words ("lint, then format", "after that", "afterwards",
+  "followed by") split the goal into steps: a tool named in a later step depends on every tool of the
+  step before; tools of one step run in parallel.
 
 Neither picks a destructive tool on its own. A tool is destructive when its MCP annotations say so, or
 say nothing (the spec's defaults: not read-only, destructive), as for an external pool's tools. It is
@@ -125,7 +127,31 @@ def route(goal: str, specs: Specs) -> tuple[Plan, list[str]]:
             f"could not turn the goal into a plan without an LLM ({hint}); pass a plan, or connect with a "
             "client that supports MCP sampling"
         )
+    _order(goal, subtasks)
     return Plan.model_validate({"subtasks": subtasks}), notes
+
+
+STEP_BREAK = re.compile(r"\b(?:then|after\s+that|afterwards|followed\s+by)\b", re.IGNORECASE)
+
+
+def _order(goal: str, subtasks: list[dict[str, Any]]) -> None:
+    """``depends_on`` from the goal's ordering words: each tool belongs to the step that names it best, and
+    depends on every tool of the nearest earlier step that has one."""
+    starts = [0, *(m.end() for m in STEP_BREAK.finditer(goal))]
+    steps = [_words(goal[a:b]) for a, b in zip(starts, [*starts[1:], len(goal)], strict=True)]
+    if len(steps) < 2:
+        return
+    step_of = {s["id"]: _first_step(s["tool"], steps) for s in subtasks}
+    for subtask in subtasks:
+        earlier = [i for i in set(step_of.values()) if i < step_of[subtask["id"]]]
+        if earlier:
+            subtask["depends_on"] = [s["id"] for s in subtasks if step_of[s["id"]] == max(earlier)]
+
+
+def _first_step(tool: str, steps: list[set[str]]) -> int:
+    """The step naming most of the tool's name words ("format python" over a step that only says "python")."""
+    name = _words(tool.replace("_", " "))
+    return max(range(len(steps)), key=lambda i: (len(name & steps[i]), -i))
 
 
 PATH_TOKEN = re.compile(

@@ -67,3 +67,41 @@ def test_the_registry_keeps_the_annotations() -> None:
     replica.learn([types.Tool(name="docker_restart", input_schema=SCHEMA, annotations=DISRUPT)])
     assert replica.specs["docker_restart"]["annotations"]["destructiveHint"] is True
     assert is_destructive(replica.specs["docker_restart"])
+
+
+PATH_SCHEMA = {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}
+STEPS = {
+    ("code", "lint_python"): {
+        "description": "Lint Python code.",
+        "input_schema": PATH_SCHEMA,
+        "annotations": {"readOnlyHint": True},
+    },
+    ("code", "format_python"): {
+        "description": "Format Python code.",
+        "input_schema": PATH_SCHEMA,
+        "annotations": {"readOnlyHint": False, "destructiveHint": False},
+    },
+    ("devops", "scan_secrets"): {
+        "description": "Scan for secrets.",
+        "input_schema": PATH_SCHEMA,
+        "annotations": {"readOnlyHint": True},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("goal", "edges"),
+    [
+        ("lint python in src/ then format python files", {"format_python": ["lint_python"]}),
+        (
+            "scan secrets, then lint python, followed by format python",
+            {"lint_python": ["scan_secrets"], "format_python": ["lint_python"]},
+        ),
+        ("scan secrets and lint python; after that format python", {"format_python": ["lint_python", "scan_secrets"]}),
+        ("format python and lint python in src", {}),  # no ordering words: independent calls
+    ],
+)
+def test_the_router_reads_ordering_words_into_dependencies(goal: str, edges: dict[str, list[str]]) -> None:
+    plan, _ = route(goal, STEPS)
+    got = {s.id: sorted(s.depends_on) for s in plan.subtasks if s.depends_on}
+    assert got == {k: sorted(v) for k, v in edges.items()}
